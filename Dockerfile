@@ -1,0 +1,35 @@
+# The gateway image: `gateway serve` (and `gateway migrate`, and build_engines for the engine
+# build job, which runs it inside Triton's TensorRT-LLM image). Non-root, no compilers.
+# Build: docker build -t ghcr.io/example/llm-gateway:0.1.0 .
+FROM python:3.11.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+# Dependencies first, pinned (a layer that changes only with the lock; scripts/lock-image
+# writes it from the environment the tests ran in).
+COPY deploy/requirements.lock ./
+RUN pip install --no-deps -r requirements.lock
+
+COPY pyproject.toml alembic.ini ./
+COPY migrations ./migrations
+COPY build_engines ./build_engines
+COPY gateway ./gateway
+COPY deploy ./deploy
+# Editable, so that `gateway migrate` finds alembic.ini and migrations/ beside the code.
+RUN pip install --no-deps -e . \
+    && pip check \
+    && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin gateway \
+    && mkdir -p /var/lib/llm-gateway && chown gateway /var/lib/llm-gateway
+
+USER 10001
+ENV GATEWAY_HOST=0.0.0.0 \
+    GATEWAY_PORT=8080 \
+    GATEWAY_USAGE_JOURNAL_DIR=/var/lib/llm-gateway/usage-journal
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
+ENTRYPOINT ["gateway"]
+CMD ["serve"]

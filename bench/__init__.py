@@ -1,0 +1,1 @@
+"""`python -m bench`: the gateway against Triton's own streaming endpoints, side by side."""

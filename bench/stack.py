@@ -1,0 +1,156 @@
+"""The servers under test: CPU model repositories, tritonserver, gateway processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from build_engines.cli import main as build_engines_main
+from build_engines.launcher import TritonServer, free_port
+from build_engines.spec import ENGINE_SPECS
+
+WORK_DIR = Path("var") / "bench"
+SPEC = ENGINE_SPECS["int8"]
+TRITON_MODELS = [SPEC.triton_model(c) for c in ("tensorrt_llm", "preprocessing",
+                                                 "postprocessing", "ensemble")]  # fmt: skip
+GATEWAY_MODEL = "@twin/meta/llama-2-7b-chat-int8"
+
+
+def model_repository(tokens_per_second: float, max_in_flight: int) -> Path:
+    """The CPU twins, paced at `tokens_per_second` per stream (0: as fast as they can)."""
+    output = WORK_DIR / f"repository-{tokens_per_second:g}tps-{max_in_flight}"
+    if not (output / SPEC.triton_model("tensorrt_llm")).is_dir():
+        arguments = ["--target", "cpu", "--precision", "all", "--output", str(output),
+                     "--decode-tokens-per-second", str(tokens_per_second),
+                     "--max-batch-size", str(max_in_flight)]  # fmt: skip
+        with contextlib.redirect_stdout(sys.stderr):
+            assert build_engines_main(arguments) == 0
+    return output
+
+
+@contextlib.contextmanager
+def triton(repository: Path, name: str) -> Iterator[TritonServer]:
+    server = TritonServer(
+        repository,
+        http_port=free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
+        log_path=WORK_DIR / f"tritonserver-{name}.log",
+        models=TRITON_MODELS,
+    )
+    with server:
+        yield server
+
+
+@dataclass
+class Gateway:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    account_id: str
+    token: str
+
+    @property
+    def run_url(self) -> str:
+        return f"{self.base_url}/client/v4/accounts/{self.account_id}/ai/run/{GATEWAY_MODEL}"
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def open_streams(self) -> int:
+        """Generations in progress, as the gateway counts them (`gateway_active_streams`)."""
+        text = httpx.get(f"{self.base_url}/metrics", timeout=10).text
+        return sum(
+            int(float(line.rsplit(" ", 1)[1]))
+            for line in text.splitlines()
+            if line.startswith("gateway_active_streams{")
+        )
+
+
+@contextlib.contextmanager
+def gateway(
+    triton_server: TritonServer,
+    repository: Path,
+    name: str,
+    *,
+    metering: bool = True,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+) -> Iterator[Gateway]:
+    """`gateway serve` (uvicorn, uvloop, httptools) with auth, limits and metering on."""
+    admin = secrets.token_urlsafe(32)
+    port = free_port()
+    run_dir = WORK_DIR / f"gateway-{name}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    database = run_dir / "gateway.db"
+    database.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url or f"sqlite+aiosqlite:///{database}",
+        "TRITON_GRPC_URL": triton_server.grpc_url,
+        "GATEWAY_MODEL_REPOSITORY": str(repository),
+        "GATEWAY_ADMIN_TOKEN": admin,
+        "GATEWAY_USAGE_JOURNAL_DIR": str(run_dir / "journal"),
+        "GATEWAY_USAGE_ENABLED": "true" if metering else "false",
+        # Limits are checked on every request; high enough never to refuse the load.
+        "GATEWAY_LIMIT_REQUESTS_PER_MINUTE": "10000000",
+        "GATEWAY_LIMIT_TOKENS_PER_MINUTE": "1000000000",
+        "GATEWAY_LIMIT_CONCURRENT_STREAMS": "100000",
+        "GATEWAY_LIMIT_MONTHLY_TOKENS": "1000000000000",
+    }
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    subprocess.run([sys.executable, "-m", "gateway", "migrate"], env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    with (run_dir / "gateway.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base_url, process)
+        headers = {"Authorization": f"Bearer {admin}"}
+        with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
+            account = client.post("/admin/v1/accounts", json={"name": f"bench-{name}"})
+            account_id = account.json()["result"]["id"]
+            token = client.post(f"/admin/v1/accounts/{account_id}/tokens", json={"name": "b"})
+        ready = Gateway(process, base_url, account_id, token.json()["result"]["token"])
+        # Steady state, not a cold start: the token and the account's limits are known.
+        httpx.post(ready.run_url, json={"prompt": "warm up", "max_tokens": 2},
+                   headers={"Authorization": f"Bearer {ready.token}"}, timeout=60)  # fmt: skip
+        yield ready
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_healthy(base_url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gateway exited with {process.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError("gateway did not become healthy")

@@ -1,0 +1,142 @@
+"""`build-engines`: write a complete Triton model repository for each engine.
+
+build-engines --target cpu --precision all --output model_repository
+build-engines --target trtllm --precision int8 --checkpoint ./Llama-2-7b-chat-hf --dry-run
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from build_engines.repository import RepositoryPlan, write_repository
+from build_engines.spec import ENGINE_SPECS, PRECISIONS, EngineSpec, Precision
+from build_engines.tokenizer_asset import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE
+from build_engines.trtllm_engine import (
+    EngineBuildPlan,
+    EngineBuildUnavailable,
+    build_engine,
+    check_build_environment,
+    checkpoint_tokenizer_files,
+)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="build-engines", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--target",
+        choices=["cpu", "trtllm"],
+        required=True,
+        help="trtllm: compile TensorRT-LLM engines (GPU); cpu: the CPU twin",
+    )
+    parser.add_argument("--precision", choices=[*PRECISIONS, "all"], required=True)
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("model_repository"),
+        help="model repository to write into (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--checkpoint", type=Path, help="Hugging Face Llama-2-7b-chat checkpoint folder (trtllm)"
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        help="where checkpoints and engines are built (default: var/engine-build)",
+    )
+    parser.add_argument(
+        "--serve-root", type=Path, help="path at which Triton will mount --output (engine paths)"
+    )
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        help="in-flight requests per model (default: trtllm 64, cpu 256)",
+    )
+    parser.add_argument(
+        "--decode-tokens-per-second",
+        type=float,
+        default=0.0,
+        help="cpu: pace each stream like a GPU (0 = as fast as possible)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="trtllm: print the conversion and build plan and stop",
+    )
+    args = parser.parse_args(argv)
+    if args.target == "trtllm" and args.checkpoint is None:
+        parser.error("--target trtllm needs --checkpoint")
+    return args
+
+
+def selected_specs(precision: str) -> list[EngineSpec]:
+    precisions: tuple[Precision, ...] = PRECISIONS if precision == "all" else (precision,)  # type: ignore[assignment]
+    return [ENGINE_SPECS[name] for name in precisions]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    specs = selected_specs(args.precision)
+    if args.target == "cpu":
+        for spec in specs:
+            _write_cpu_repository(args, spec)
+        return 0
+    return _build_trtllm(args, specs)
+
+
+def _write_cpu_repository(args: argparse.Namespace, spec: EngineSpec) -> None:
+    plan = RepositoryPlan(
+        target="cpu",
+        spec=spec,
+        output=args.output,
+        tokenizer_files=(TOKENIZER_FILE, TOKENIZER_CONFIG_FILE),
+        max_batch_size=args.max_batch_size or 256,
+        decode_tokens_per_second=args.decode_tokens_per_second,
+        serve_root=args.serve_root,
+    )
+    for model_dir in write_repository(plan):
+        print(f"wrote {model_dir}")
+
+
+def _build_trtllm(args: argparse.Namespace, specs: list[EngineSpec]) -> int:
+    work_dir = args.work_dir or Path("var") / "engine-build"
+    plans = [
+        EngineBuildPlan(
+            spec=spec,
+            checkpoint=args.checkpoint,
+            checkpoint_dir=work_dir / f"{spec.precision}-checkpoint",
+            engine_dir=work_dir / f"{spec.precision}-engine",
+            max_batch_size=args.max_batch_size or 64,
+        )
+        for spec in specs
+    ]
+    for plan in plans:
+        print(plan.describe())
+    if args.dry_run:
+        return 0
+    try:
+        check_build_environment()
+        tokenizer_files = checkpoint_tokenizer_files(args.checkpoint)
+    except (EngineBuildUnavailable, FileNotFoundError) as error:
+        print(f"build-engines: {error}", file=sys.stderr)
+        return 2
+    for plan in plans:
+        engine_dir = build_engine(plan)
+        repository = RepositoryPlan(
+            target="trtllm",
+            spec=plan.spec,
+            output=args.output,
+            tokenizer_files=tokenizer_files,
+            max_batch_size=plan.max_batch_size,
+            engine_files=engine_dir,
+            serve_root=args.serve_root,
+        )
+        for model_dir in write_repository(repository):
+            print(f"wrote {model_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

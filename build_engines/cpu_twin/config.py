@@ -1,0 +1,143 @@
+"""The twin's settings, read once from the string parameters of its `config.pbtxt`.
+
+Triton hands every parameter over as a string; parsing them all here, into one frozen value,
+means a typo or a missing key fails the model load with the key's name instead of surfacing
+as a wrong type deep inside the generation thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .network import LlamaShape, Precision
+
+DEFAULT_CANCELLATION_CHECK_PERIOD_MS = 100.0
+PRECISIONS: tuple[Precision, ...] = ("int8", "fp16")
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config.pbtxt parameter is missing or has a value the twin cannot use."""
+
+
+@dataclass(frozen=True)
+class TwinConfig:
+    max_input_len: int
+    max_output_len: int
+    max_inflight_requests: int
+    decode_tokens_per_second: float
+    """Pace of each decode step (0 = as fast as the CPU goes), to mimic a GPU's token rate."""
+    cancellation_check_period_ms: float
+    weight_precision: Precision
+    weight_seed: int
+    network: LlamaShape
+    exclude_input_in_output: bool = False
+    """Default when a request does not say, as the tensorrtllm backend's parameter of that name."""
+
+
+def parse_twin_config(parameters: Mapping[str, Any]) -> TwinConfig:
+    """Build the config from Triton's `parameters` map ({key: {"string_value": ...}})."""
+    reader = _ParameterReader(parameters)
+    network = LlamaShape(
+        vocab_size=reader.positive_int("vocab_size"),
+        hidden_size=reader.positive_int("hidden_size"),
+        num_hidden_layers=reader.positive_int("num_hidden_layers"),
+        num_attention_heads=reader.positive_int("num_attention_heads"),
+        num_key_value_heads=reader.positive_int("num_key_value_heads"),
+        intermediate_size=reader.positive_int("intermediate_size"),
+        rope_theta=reader.positive_float("rope_theta"),
+        rms_norm_eps=reader.positive_float("rms_norm_eps"),
+    )
+    _check_attention_heads(network)
+    return TwinConfig(
+        max_input_len=reader.positive_int("max_input_len"),
+        max_output_len=reader.positive_int("max_output_len"),
+        max_inflight_requests=reader.positive_int("max_inflight_requests"),
+        decode_tokens_per_second=reader.non_negative_float("decode_tokens_per_second"),
+        cancellation_check_period_ms=reader.positive_float(
+            "cancellation_check_period_ms", default=DEFAULT_CANCELLATION_CHECK_PERIOD_MS
+        ),
+        weight_precision=reader.precision("weight_precision"),
+        weight_seed=reader.non_negative_int("weight_seed"),
+        network=network,
+        exclude_input_in_output=reader.boolean("exclude_input_in_output", default=False),
+    )
+
+
+def _check_attention_heads(network: LlamaShape) -> None:
+    if network.hidden_size % network.num_attention_heads:
+        raise ConfigError(
+            f"hidden_size {network.hidden_size} is not a multiple of "
+            f"num_attention_heads {network.num_attention_heads}"
+        )
+    if network.num_attention_heads % network.num_key_value_heads:
+        raise ConfigError(
+            f"num_attention_heads {network.num_attention_heads} is not a multiple of "
+            f"num_key_value_heads {network.num_key_value_heads}"
+        )
+    if network.head_dim % 2:
+        raise ConfigError(
+            f"rotary embeddings need an even head size, got hidden_size / num_attention_heads "
+            f"= {network.head_dim}"
+        )
+
+
+class _ParameterReader:
+    """Typed access to string parameters; every error names the parameter."""
+
+    def __init__(self, parameters: Mapping[str, Any]) -> None:
+        self._parameters = parameters
+
+    def positive_int(self, key: str) -> int:
+        return self._checked(key, int, lambda value: value > 0, "a positive integer")
+
+    def non_negative_int(self, key: str) -> int:
+        return self._checked(key, int, lambda value: value >= 0, "a non-negative integer")
+
+    def positive_float(self, key: str, default: float | None = None) -> float:
+        return self._checked(key, float, lambda value: value > 0, "a positive number", default)
+
+    def non_negative_float(self, key: str) -> float:
+        return self._checked(key, float, lambda value: value >= 0, "a non-negative number")
+
+    def boolean(self, key: str, default: bool) -> bool:
+        text = self._text(key, default=str(default).lower()).lower()
+        if text not in ("true", "false"):
+            raise ConfigError(f"parameter {key!r} must be true or false, got {text!r}")
+        return text == "true"
+
+    def precision(self, key: str) -> Precision:
+        text = self._text(key, default=None)
+        for precision in PRECISIONS:
+            if text == precision:
+                return precision
+        raise ConfigError(f"parameter {key!r} must be one of {PRECISIONS}, got {text!r}")
+
+    def _checked(
+        self,
+        key: str,
+        parse: Callable[[str], T],
+        valid: Callable[[T], bool],
+        expected: str,
+        default: T | None = None,
+    ) -> T:
+        text = self._text(key, default=None if default is None else str(default))
+        try:
+            value = parse(text)
+        except ValueError:
+            raise ConfigError(f"parameter {key!r} must be {expected}, got {text!r}") from None
+        if not valid(value):
+            raise ConfigError(f"parameter {key!r} must be {expected}, got {text!r}")
+        return value
+
+    def _text(self, key: str, default: str | None) -> str:
+        entry = self._parameters.get(key)
+        text = entry.get("string_value") if isinstance(entry, Mapping) else None
+        if text is None or not str(text).strip():
+            if default is not None:
+                return default
+            raise ConfigError(f"config.pbtxt parameter {key!r} is missing")
+        return str(text).strip()

@@ -1,0 +1,54 @@
+"""Fill `config.pbtxt` templates: one template per Triton model, shared by every target.
+
+Like upstream's `fill_template.py`, placeholders are `${name}`; unlike it, a placeholder
+without a value or a value without a placeholder is an error, so a renamed key cannot
+silently leave `${...}` in a config that Triton would reject at load time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from importlib import resources
+
+PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
+
+
+class TemplateError(ValueError):
+    pass
+
+
+def render(template: str, values: Mapping[str, object]) -> str:
+    wanted = set(PLACEHOLDER.findall(template))
+    missing = wanted - values.keys()
+    unused = values.keys() - wanted
+    if missing or unused:
+        raise TemplateError(
+            f"template placeholders without values: {sorted(missing)}; "
+            f"values without placeholders: {sorted(unused)}"
+        )
+    return PLACEHOLDER.sub(lambda match: _pbtxt_value(values[match.group(1)]), template)
+
+
+def render_template(name: str, values: Mapping[str, object]) -> str:
+    template = resources.files("build_engines.templates").joinpath(f"{name}.pbtxt").read_text()
+    return render(template, values)
+
+
+def parameters_block(parameters: Mapping[str, object]) -> str:
+    """Triton's string-valued model parameters, the only kind the backends read."""
+    lines = []
+    for key, value in parameters.items():
+        text = _escape(_pbtxt_value(value))
+        lines.append(f'parameters: {{ key: "{key}" value: {{ string_value: "{text}" }} }}')
+    return "\n".join(lines)
+
+
+def _pbtxt_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')

@@ -1,0 +1,204 @@
+"""Write a Triton model repository for one engine: the generation model and its text path.
+
+Every model comes from a template in `templates/` and, for Python-backend models, a package
+of this project copied into the model's version folder, so a generated repository is
+self-contained: it needs the Python packages of the environment, never this checkout.
+
+Layout (prefix `llama2_7b_chat_int8_` shown as `P_`):
+
+    P_tensorrt_llm/config.pbtxt        generation model (TensorRT-LLM engine or CPU twin)
+    P_tensorrt_llm/1/                  engine files, or the twin's code
+    P_tensorrt_llm/tokenizer/          tokenizer.json the gateway and the text path use
+    P_preprocessing/ P_postprocessing/ upstream-style text -> ids and ids -> text
+    P_ensemble/                        preprocessing -> tensorrt_llm -> postprocessing
+    P_bls/                             text in, text out, detokenized incrementally
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from build_engines.render import parameters_block, render_template
+from build_engines.spec import EngineSpec
+
+Target = Literal["cpu", "trtllm"]
+PACKAGE_ROOT = Path(__file__).parent
+TOKENIZER_FOLDER = "tokenizer"
+TEXT_PATH_COMPONENTS = ("preprocessing", "postprocessing", "ensemble", "bls")
+
+MODEL_ENTRY_POINT = '''"""Triton's entry point: the `{package}` package beside it is the model.
+
+The Python backend's stub runs an isolated interpreter that ignores PYTHONPATH, so the
+environment's site-packages that the launcher passes in PYTHONPATH are put first here,
+before the model imports numpy or tokenizers.
+"""
+
+import os
+import sys
+
+for _entry in reversed(os.environ.get("PYTHONPATH", "").split(os.pathsep)):
+    if _entry and os.path.isdir(_entry) and _entry not in sys.path:
+        sys.path.insert(0, _entry)
+
+from {package}.{module} import TritonPythonModel  # noqa: E402
+
+__all__ = ["TritonPythonModel"]
+'''
+
+
+@dataclass(frozen=True)
+class TwinNetwork:
+    """Dimensions of the CPU twin's tiny Llama network; the vocabulary comes from the tokenizer."""
+
+    hidden_size: int = 64
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    intermediate_size: int = 172
+    rope_theta: float = 10000.0
+    rms_norm_eps: float = 1e-5
+    weight_seed: int = 20240229
+
+
+@dataclass(frozen=True)
+class RepositoryPlan:
+    target: Target
+    spec: EngineSpec
+    output: Path
+    tokenizer_files: tuple[Path, ...]
+    max_batch_size: int = 256
+    engine_files: Path | None = None
+    serve_root: Path | None = None
+    decode_tokens_per_second: float = 0.0
+    twin_network: TwinNetwork = TwinNetwork()
+
+    def model_dir(self, component: str) -> Path:
+        return self.output / self.spec.triton_model(component)
+
+    def served_path(self, path: Path) -> Path:
+        """Where Triton sees `path` when the repository is mounted elsewhere (a volume)."""
+        if self.serve_root is None:
+            return path.resolve()
+        return self.serve_root / path.relative_to(self.output)
+
+
+def write_repository(plan: RepositoryPlan) -> list[Path]:
+    """Write (or overwrite) every model of this engine and return their folders."""
+    written = [_write_generation_model(plan)]
+    for component in TEXT_PATH_COMPONENTS:
+        written.append(_write_text_path_model(plan, component))
+    return written
+
+
+def _write_generation_model(plan: RepositoryPlan) -> Path:
+    model_dir = _fresh_model_dir(plan, "tensorrt_llm")
+    tokenizer_dir = model_dir / TOKENIZER_FOLDER
+    tokenizer_dir.mkdir()
+    for tokenizer_file in plan.tokenizer_files:
+        shutil.copy2(tokenizer_file, tokenizer_dir / tokenizer_file.name)
+    version_dir = model_dir / "1"
+    if plan.target == "cpu":
+        backend, kind = "python", "KIND_CPU"
+        parameters = _twin_parameters(plan, tokenizer_dir)
+        _copy_python_package(version_dir, "cpu_twin", "triton_model")
+    else:
+        backend, kind = "tensorrtllm", "KIND_GPU"
+        parameters = _engine_parameters(plan, version_dir)
+        if plan.engine_files is None:
+            version_dir.mkdir()
+        else:
+            shutil.copytree(plan.engine_files, version_dir)
+    config = render_template(
+        "tensorrt_llm",
+        {
+            "model_name": model_dir.name,
+            "backend": backend,
+            "max_batch_size": plan.max_batch_size,
+            "instance_kind": kind,
+            "parameters": parameters_block(parameters),
+        },
+    )
+    (model_dir / "config.pbtxt").write_text(config)
+    return model_dir
+
+
+def _twin_parameters(plan: RepositoryPlan, tokenizer_dir: Path) -> dict[str, object]:
+    from tokenizers import Tokenizer
+
+    vocab_size = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json")).get_vocab_size()
+    network = plan.twin_network
+    return {
+        "max_input_len": plan.spec.limits.max_input_len,
+        "max_output_len": plan.spec.limits.max_output_len,
+        "max_inflight_requests": plan.max_batch_size,
+        "decode_tokens_per_second": plan.decode_tokens_per_second,
+        "cancellation_check_period_ms": 100,
+        "exclude_input_in_output": True,
+        "weight_precision": plan.spec.precision,
+        "weight_seed": network.weight_seed,
+        "vocab_size": vocab_size,
+        "hidden_size": network.hidden_size,
+        "num_hidden_layers": network.num_hidden_layers,
+        "num_attention_heads": network.num_attention_heads,
+        "num_key_value_heads": network.num_key_value_heads,
+        "intermediate_size": network.intermediate_size,
+        "rope_theta": network.rope_theta,
+        "rms_norm_eps": network.rms_norm_eps,
+    }
+
+
+def _engine_parameters(plan: RepositoryPlan, engine_dir: Path) -> dict[str, object]:
+    """The tensorrtllm backend's parameters for in-flight batching over a paged KV cache."""
+    return {
+        "gpt_model_type": "inflight_fused_batching",
+        "gpt_model_path": plan.served_path(engine_dir),
+        "max_beam_width": 1,
+        "batch_scheduler_policy": "max_utilization",
+        "kv_cache_free_gpu_mem_fraction": 0.9,
+        "enable_kv_cache_reuse": False,
+        "enable_chunked_context": True,
+        "exclude_input_in_output": True,
+        "cancellation_check_period_ms": 100,
+        "stats_check_period_ms": 100,
+        "max_attention_window_size": plan.spec.limits.max_seq_len,
+    }
+
+
+def _write_text_path_model(plan: RepositoryPlan, component: str) -> Path:
+    from build_engines.text_models.repository import text_model_config
+
+    model_dir = _fresh_model_dir(plan, component)
+    values = text_model_config(
+        component,
+        spec=plan.spec,
+        model_name=model_dir.name,
+        max_batch_size=plan.max_batch_size,
+        tokenizer_dir=Path("..") / plan.spec.triton_model("tensorrt_llm") / TOKENIZER_FOLDER,
+    )
+    (model_dir / "config.pbtxt").write_text(render_template(component, values))
+    if component != "ensemble":
+        _copy_python_package(model_dir / "1", "text_models", component)
+    else:
+        (model_dir / "1").mkdir()
+    return model_dir
+
+
+def _fresh_model_dir(plan: RepositoryPlan, component: str) -> Path:
+    model_dir = plan.model_dir(component)
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    model_dir.mkdir(parents=True)
+    return model_dir
+
+
+def _copy_python_package(version_dir: Path, package: str, module: str) -> None:
+    """Copy a package of this project next to a one-line `model.py` that Triton loads."""
+    shutil.copytree(
+        PACKAGE_ROOT / package,
+        version_dir / package,
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+    (version_dir / "model.py").write_text(MODEL_ENTRY_POINT.format(package=package, module=module))

@@ -1,0 +1,90 @@
+"""The app factory: one place that wires settings, features, storage and Triton together."""
+
+from __future__ import annotations
+
+from litestar import Litestar, Router
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from gateway.accounts.routes import AccountController
+from gateway.admin import AdminGuard
+from gateway.db.engine import DatabasePlugin
+from gateway.errors import EXCEPTION_HANDLERS
+from gateway.health.routes import health_controller
+from gateway.inference.plugin import InferencePlugin
+from gateway.inference.streaming import StreamOptions
+from gateway.limits.plugin import LimitsPlugin
+from gateway.limits.routes import AccountLimitsController
+from gateway.metrics.registry import GatewayMetrics
+from gateway.metrics.routes import metrics_handler
+from gateway.settings import Settings, get_settings
+from gateway.tokens.auth import TokenVerifier, provide_caller
+from gateway.tokens.routes import TokenAdminController, TokenVerifyController
+from gateway.usage.plugin import UsagePlugin
+from gateway.usage.routes import AdminUsageController
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    database = DatabasePlugin(settings.database.url, settings.database.pool_size)
+    metrics = GatewayMetrics(per_account=settings.metrics.per_account)
+    token_verifier = TokenVerifier(settings.security.token_cache_seconds)
+    inference = InferencePlugin(
+        triton_grpc_url=settings.triton.grpc_url,
+        catalog_file=settings.triton.catalog_file,
+        model_repository=settings.triton.model_repository,
+        stream_options=StreamOptions(
+            settings.server.sse_keepalive_seconds,
+            settings.server.sse_send_timeout_seconds,
+            settings.server.sse_buffer_bytes,
+        ),
+        metrics=metrics,
+    )
+    admin = Router(
+        path="/admin/v1",
+        route_handlers=[
+            AccountController,
+            TokenAdminController,
+            AccountLimitsController,
+            AdminUsageController,
+        ],
+        guards=[AdminGuard(settings.security.admin_token)],
+        security=[{"AdminToken": []}],
+    )
+    return Litestar(
+        route_handlers=[
+            admin,
+            TokenVerifyController,
+            health_controller({"database": database.ready, "triton": inference.ready}),
+            metrics_handler(metrics),
+        ],
+        plugins=[
+            database,
+            UsagePlugin(settings.usage, database, metrics),
+            LimitsPlugin(settings.limits, settings.redis_url, database, metrics),
+            inference,
+        ],
+        dependencies={
+            "caller": Provide(provide_caller),
+            "token_verifier": Provide(lambda: token_verifier, sync_to_thread=False),
+            "metrics": Provide(lambda: metrics, sync_to_thread=False),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.server.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="LLM gateway",
+            version="0.1.0",
+            description="Workers AI-compatible text generation over Triton + TensorRT-LLM.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "ApiToken": SecurityScheme(type="http", scheme="bearer"),
+                    "AdminToken": SecurityScheme(type="http", scheme="bearer"),
+                }
+            ),
+            security=[{"ApiToken": []}],
+        ),
+    )

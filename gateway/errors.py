@@ -1,0 +1,209 @@
+"""Every error leaves the gateway in the envelope, with a status and a numeric code.
+
+Codes follow Workers AI where it has one; the rest are this gateway's own:
+
+| status | code | when |
+|---|---|---|
+| 400 | 3003 | body missing or not JSON |
+| 400 | 5006 | bad input (schema, ranges, unknown fields) |
+| 401 | 10000 | missing, malformed, unknown, revoked or expired token |
+| 403 | 10000 | token of another account |
+| 404 | 7003 | no such route or resource |
+| 405 | 7001 | method not allowed |
+| 409 | 7004 | conflict (duplicate name) |
+| 413 | 3006 | request too large |
+| 500 | 1000 | internal error (logged, never detailed to the client) |
+| 503 | 1001 | the database is unreachable (retry) |
+
+Inference adds its own in `gateway/inference/errors.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotFoundException,
+    ValidationException,
+)
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+)
+
+from gateway.envelope import ErrorDetail, ErrorEnvelope
+
+AnyRequest = Request[Any, Any, Any]
+
+logger = logging.getLogger("gateway")
+
+BODY_MISSING = 3003
+BAD_INPUT = 5006
+AUTHENTICATION = 10000
+NOT_FOUND = 7003
+METHOD_NOT_ALLOWED = 7001
+CONFLICT = 7004
+TOO_LARGE = 3006
+INTERNAL = 1000
+DATABASE_UNAVAILABLE = 1001
+
+
+class ApiError(Exception):
+    """An error the client caused or must know about; rendered in the envelope."""
+
+    def __init__(
+        self, status_code: int, code: int, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+    def envelope(self) -> ErrorEnvelope:
+        return ErrorEnvelope(errors=[ErrorDetail(self.code, self.message)])
+
+
+def error_response(error: ApiError) -> Response[ErrorEnvelope]:
+    return Response(error.envelope(), status_code=error.status_code, headers=error.headers)
+
+
+def _api_error(_: AnyRequest, error: ApiError) -> Response[ErrorEnvelope]:
+    return error_response(error)
+
+
+def _validation_error(_: AnyRequest, error: ValidationException) -> Response[ErrorEnvelope]:
+    details = error.extra if isinstance(error.extra, list) else []
+    described = "; ".join(
+        f"{item.get('key') or 'body'}: {item.get('message')}"
+        for item in details
+        if isinstance(item, dict)
+    )
+    detail = str(error.detail)
+    if "JSON" in detail or "decode" in detail.lower():
+        return error_response(
+            ApiError(400, BODY_MISSING, f"Request body is not valid JSON: {detail}")
+        )
+    return error_response(ApiError(400, BAD_INPUT, f"Bad input: {described or detail}"))
+
+
+def _http_error(_: AnyRequest, error: HTTPException) -> Response[ErrorEnvelope]:
+    status = error.status_code
+    code = {
+        400: BAD_INPUT,
+        401: AUTHENTICATION,
+        403: AUTHENTICATION,
+        404: NOT_FOUND,
+        405: METHOD_NOT_ALLOWED,
+        413: TOO_LARGE,
+    }.get(status, INTERNAL if status >= 500 else BAD_INPUT)
+    message = {
+        404: "Not found",
+        405: "Method not allowed",
+        413: "Request is too large",
+    }.get(status, str(error.detail))
+    if status >= 500:
+        logger.error("HTTP %s: %s", status, error.detail)
+        message = "Internal error"
+    return error_response(ApiError(status, code, message, dict(error.headers or {})))
+
+
+def _unexpected_error(_: AnyRequest, error: Exception) -> Response[ErrorEnvelope]:
+    logger.exception("unhandled error", exc_info=error)
+    return error_response(ApiError(HTTP_500_INTERNAL_SERVER_ERROR, INTERNAL, "Internal error"))
+
+
+UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
+"""Connection exceptions, insufficient resources, operator intervention (shutdown, restart)."""
+NOT_ACCEPTING_CONNECTIONS = "55000"
+UNSTORABLE_TEXT_SQLSTATES = ("22021", "22P05")
+"""Character not in repertoire, untranslatable character: text from the request (a NUL
+character) that PostgreSQL can neither store nor compare."""
+
+
+def _sqlstate(error: Exception) -> str | None:
+    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return None if sqlstate is None else str(sqlstate)
+
+
+def _is_outage(error: Exception) -> bool:
+    """A database that cannot be reached or will not serve, as opposed to a failed statement."""
+    if isinstance(error, ConnectionError | OperationalError | InterfaceError):
+        return True
+    if isinstance(error, ProgrammingError | DataError | IntegrityError):
+        return False
+    sqlstate = _sqlstate(error)
+    if sqlstate is None:
+        return isinstance(getattr(error, "orig", None), OSError)
+    return sqlstate[:2] in UNAVAILABLE_SQLSTATE_CLASSES or sqlstate == NOT_ACCEPTING_CONNECTIONS
+
+
+def is_refused_data(error: Exception) -> bool:
+    """The database is up but refuses the data (data exception or constraint violation)."""
+    sqlstate = _sqlstate(error) or ""
+    return isinstance(error, DataError | IntegrityError) or sqlstate[:2] in ("22", "23")
+
+
+def _database_error(request: AnyRequest, error: Exception) -> Response[ErrorEnvelope]:
+    """The database is down or unreachable: a fast, retryable 503 rather than a 500.
+
+    A statement that failed (bad SQL, data or constraint errors a service did not handle) is
+    the gateway's own fault and stays a 500, except for text the database cannot hold, which
+    can only have come from the request: a 400.
+    """
+    if _sqlstate(error) in UNSTORABLE_TEXT_SQLSTATES:
+        return error_response(
+            ApiError(400, BAD_INPUT, "Bad input: text with a character the database refuses (NUL)")
+        )
+    if not _is_outage(error):
+        return _unexpected_error(request, error)
+    logger.warning("database unavailable: %s", error)
+    return error_response(
+        ApiError(
+            503,
+            DATABASE_UNAVAILABLE,
+            "The database is unavailable; retry shortly",
+            {"Retry-After": "2"},
+        )
+    )
+
+
+def _recursion_error(request: AnyRequest, error: RecursionError) -> Response[ErrorEnvelope]:
+    """JSON nested deeper than the decoder goes is bad input; any other recursion is a bug."""
+    if "deserializing" in str(error):
+        return error_response(ApiError(400, BAD_INPUT, "Bad input: JSON is nested too deeply"))
+    return _unexpected_error(request, error)
+
+
+def _decode_error(
+    _: AnyRequest, error: msgspec.DecodeError | UnicodeDecodeError
+) -> Response[ErrorEnvelope]:
+    return error_response(
+        ApiError(400, BODY_MISSING, f"Request body is not valid UTF-8 JSON: {error}")
+    )
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    ApiError: _api_error,
+    ValidationException: _validation_error,
+    NotFoundException: _http_error,
+    MethodNotAllowedException: _http_error,
+    HTTPException: _http_error,
+    msgspec.DecodeError: _decode_error,
+    UnicodeDecodeError: _decode_error,
+    RecursionError: _recursion_error,
+    DBAPIError: _database_error,
+    ConnectionError: _database_error,
+    Exception: _unexpected_error,
+}

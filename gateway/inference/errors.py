@@ -1,0 +1,55 @@
+"""The inference API's refusals, with Workers AI's error codes where it has one.
+
+| status | code | when |
+|---|---|---|
+| 400 | 5006 | bad input: schema, prompt/messages, chat roles, `max_tokens` over the output |
+| 400 | 5021 | prompt longer than the model's context length (code as Workers AI answers it) |
+| 404 | 3042 | no such model in the catalog |
+| 502 | 3046 | the backend failed the request (gateway-specific code) |
+| 503 | 3045 | the backend is unreachable or the model not ready (gateway-specific code) |
+"""
+
+from __future__ import annotations
+
+from gateway.errors import ApiError
+from gateway.inference.triton import BackendUnavailable
+
+BAD_INPUT = 5006
+CONTEXT_WINDOW_EXCEEDED = 5021
+INVALID_MODEL = 3042
+BACKEND_FAILED = 3046
+BACKEND_UNAVAILABLE = 3045
+
+
+def invalid_input(message: str) -> ApiError:
+    return ApiError(400, BAD_INPUT, f"Bad input: {message}")
+
+
+def unknown_model(name: str) -> ApiError:
+    return ApiError(
+        404, INVALID_MODEL, f"No such model: '{name}'; list models with GET …/ai/models/search"
+    )
+
+
+def context_length_exceeded(input_tokens: int, context_length: int) -> ApiError:
+    return ApiError(
+        400,
+        CONTEXT_WINDOW_EXCEEDED,
+        f"Input is {input_tokens} tokens, over the model's context length of "
+        f"{context_length} tokens by {input_tokens - context_length}",
+    )
+
+
+def max_tokens_exceeded(max_tokens: int, max_output: int) -> ApiError:
+    return ApiError(
+        400,
+        BAD_INPUT,
+        f"Bad input: max_tokens {max_tokens} is over the model's maximum output of "
+        f"{max_output} tokens by {max_tokens - max_output}",
+    )
+
+
+def backend_api_error(error: Exception) -> ApiError:
+    if isinstance(error, BackendUnavailable):
+        return ApiError(503, BACKEND_UNAVAILABLE, f"Model backend unavailable: {error}")
+    return ApiError(502, BACKEND_FAILED, f"Model backend failed: {error}")

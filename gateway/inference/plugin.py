@@ -1,0 +1,71 @@
+"""Wires inference into the app: routes, the Triton client's lifespan, the service dependency."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.di import Provide
+from litestar.plugins import InitPluginProtocol
+
+from gateway.inference.catalog import load_catalog
+from gateway.inference.routes import InferenceController
+from gateway.inference.service import InferenceService
+from gateway.inference.streaming import StreamOptions
+from gateway.inference.triton import TritonGenerator
+from gateway.metrics.registry import GatewayMetrics
+
+
+class InferencePlugin(InitPluginProtocol):
+    """Owns the Triton gRPC channels and the tokenizers for the app's lifetime."""
+
+    def __init__(
+        self,
+        triton_grpc_url: str,
+        catalog_file: Path | None,
+        model_repository: Path,
+        stream_options: StreamOptions,
+        metrics: GatewayMetrics,
+    ) -> None:
+        self._metrics = metrics
+        self._triton_grpc_url = triton_grpc_url
+        self._catalog_file = catalog_file
+        self._model_repository = model_repository
+        self.stream_options = stream_options
+        self._service: InferenceService | None = None
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.route_handlers.append(InferenceController)
+        app_config.lifespan.append(self.lifespan)
+        app_config.dependencies["inference"] = Provide(self.service, sync_to_thread=False)
+        app_config.dependencies["stream_options"] = Provide(
+            self._stream_options, sync_to_thread=False
+        )
+        return app_config
+
+    @asynccontextmanager
+    async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        catalog = load_catalog(self._catalog_file, self._model_repository)
+        self._metrics.know_models([entry.name for entry in catalog])
+        generator = TritonGenerator(self._triton_grpc_url)
+        self._service = InferenceService.from_catalog(catalog, generator)
+        try:
+            yield
+        finally:
+            self._service = None
+            await generator.close()
+
+    def service(self) -> InferenceService:
+        if self._service is None:
+            raise RuntimeError("the inference service exists only while the app runs")
+        return self._service
+
+    def _stream_options(self) -> StreamOptions:
+        return self.stream_options
+
+    async def ready(self) -> bool:
+        """Readiness: every catalog model is loaded and ready in its Triton."""
+        return self._service is not None and await self._service.models_ready()

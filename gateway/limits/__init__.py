@@ -1,0 +1,1 @@
+"""Per-account rate limits, concurrency and monthly token quotas."""

@@ -1,0 +1,118 @@
+"""One typed settings object, grouped by concern, read from the environment and `.env`.
+
+Each group reads its own variables (real environment wins over `.env`); `get_settings()`
+builds the whole object when the app or CLI starts, never at import.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/gateway.db"
+
+
+class _EnvGroup(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+
+class DatabaseSettings(_EnvGroup):
+    url: str = Field(DEFAULT_DATABASE_URL, alias="DATABASE_URL")
+    """SQLAlchemy async URL: SQLite by default, `postgresql+asyncpg://…` in production."""
+    pool_size: int = Field(10, alias="DATABASE_POOL_SIZE")
+    """Connections kept per gateway process (PostgreSQL)."""
+
+
+class TritonSettings(_EnvGroup):
+    grpc_url: str = Field("127.0.0.1:8001", alias="TRITON_GRPC_URL")
+    """Triton's gRPC address, for catalog models that name none of their own."""
+    http_url: str = Field("http://127.0.0.1:8000", alias="TRITON_HTTP_URL")
+    """Triton's HTTP address (used by `gateway up` and the benchmarks)."""
+    model_repository: Path = Field(Path("model_repository"), alias="GATEWAY_MODEL_REPOSITORY")
+    """Local model repository; the default catalog reads the twins' tokenizers from it."""
+    catalog_file: Path | None = Field(None, alias="GATEWAY_CATALOG_FILE")
+    """JSON model catalog (see deploy/catalog.production.json); unset: the two CPU twins."""
+
+
+class ServerSettings(_EnvGroup):
+    host: str = Field("127.0.0.1", alias="GATEWAY_HOST")
+    port: int = Field(8080, alias="GATEWAY_PORT")
+    max_body_bytes: int = Field(1024 * 1024, alias="GATEWAY_MAX_BODY_BYTES")
+    """Largest request body accepted; larger ones get 413."""
+    sse_keepalive_seconds: float = Field(15.0, alias="GATEWAY_SSE_KEEPALIVE_SECONDS")
+    """A `: keep-alive` comment goes out when a stream has been silent this long."""
+    sse_send_timeout_seconds: float = Field(30.0, gt=0, alias="GATEWAY_SSE_SEND_TIMEOUT_SECONDS")
+    """A client that has not taken an event for this long is cut off (and billed what it
+    was sent): a reader that stops reading cannot pin a stream, its buffers or its slot."""
+    sse_buffer_bytes: int = Field(64 * 1024, ge=4096, alias="GATEWAY_SSE_BUFFER_BYTES")
+    """Per stream, the most the gateway buffers for a slow client, in its own write buffer
+    and again in the kernel's socket buffer (which otherwise grows to megabytes)."""
+    shutdown_grace_seconds: float = Field(30.0, ge=0, alias="GATEWAY_SHUTDOWN_GRACE_SECONDS")
+    """On SIGTERM, open streams may finish for this long before they are cut."""
+
+
+class SecuritySettings(_EnvGroup):
+    environment: Literal["development", "production"] = Field("development", alias="GATEWAY_ENV")
+    """In production the gateway refuses to start without a strong admin token."""
+    admin_token: str | None = Field(None, alias="GATEWAY_ADMIN_TOKEN")
+    """Bearer token of the admin API; unset, the admin API refuses every request."""
+    token_cache_seconds: float = Field(5.0, ge=0, alias="GATEWAY_TOKEN_CACHE_SECONDS")
+    """A replica trusts a token it verified for this long (revocations elsewhere take
+    effect within it); 0: every request asks the database."""
+
+    @model_validator(mode="after")
+    def _strong_admin_token_in_production(self) -> SecuritySettings:
+        if self.environment == "production" and len(self.admin_token or "") < 32:
+            raise ValueError(
+                "GATEWAY_ADMIN_TOKEN of at least 32 characters is required in production"
+            )
+        return self
+
+
+class UsageSettings(_EnvGroup):
+    enabled: bool = Field(True, alias="GATEWAY_USAGE_ENABLED")
+    """Meter every request; off only to measure metering's own cost (`python -m bench`)."""
+    journal_dir: Path = Field(Path("var/usage-journal"), alias="GATEWAY_USAGE_JOURNAL_DIR")
+    """Where open and unwritten usage records survive a crash of the process (a local disk)."""
+    max_pending: int = Field(10_000, ge=1, alias="GATEWAY_USAGE_MAX_PENDING")
+    """Usage records held before the database has them; when full, new work gets 503."""
+    flush_interval_seconds: float = Field(0.5, gt=0, alias="GATEWAY_USAGE_FLUSH_INTERVAL_SECONDS")
+    """How often finished records are written, in one transaction per batch."""
+    batch_size: int = Field(500, ge=1, alias="GATEWAY_USAGE_BATCH_SIZE")
+
+
+class LimitSettings(_EnvGroup):
+    """Per-account defaults; an account's own limits (admin API) override them. 0 = none."""
+
+    requests_per_minute: int = Field(600, ge=0, alias="GATEWAY_LIMIT_REQUESTS_PER_MINUTE")
+    tokens_per_minute: int = Field(200_000, ge=0, alias="GATEWAY_LIMIT_TOKENS_PER_MINUTE")
+    concurrent_streams: int = Field(64, ge=0, alias="GATEWAY_LIMIT_CONCURRENT_STREAMS")
+    monthly_tokens: int = Field(0, ge=0, alias="GATEWAY_LIMIT_MONTHLY_TOKENS")
+    cache_seconds: float = Field(5.0, ge=0, alias="GATEWAY_LIMIT_CACHE_SECONDS")
+    """How long a replica keeps an account's limits before reading them again."""
+
+
+class MetricsSettings(_EnvGroup):
+    per_account: bool = Field(False, alias="GATEWAY_METRICS_PER_ACCOUNT")
+    """Token counters labelled by account: one series per account, so off by default."""
+
+
+class Settings(_EnvGroup):
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    triton: TritonSettings = Field(default_factory=TritonSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    usage: UsageSettings = Field(default_factory=UsageSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    redis_url: str | None = Field(None, alias="REDIS_URL")
+    """Shared state of several replicas (rate limits); unset: in-process state."""
+
+
+def get_settings() -> Settings:
+    return Settings()

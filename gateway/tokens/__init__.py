@@ -1,0 +1,1 @@
+"""API tokens: per-account bearer secrets, stored only as SHA-256 hashes."""

@@ -1,0 +1,57 @@
+"""Admin API for tokens, and the account API's own token check."""
+
+from __future__ import annotations
+
+from litestar import Controller, delete, get, post
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.admin import ADMIN_ERROR_RESPONSES
+from gateway.db.base import as_utc
+from gateway.envelope import Envelope, error_responses, ok
+from gateway.tokens.auth import Caller, TokenVerifier
+from gateway.tokens.schemas import TokenCreate, TokenCreated, TokenRead, TokenVerification
+from gateway.tokens.service import TokenService
+
+
+class TokenAdminController(Controller):
+    path = "/accounts/{account_id:str}/tokens"
+    tags = ["Admin"]  # noqa: RUF012
+    responses = ADMIN_ERROR_RESPONSES
+
+    @post("/", status_code=201, summary="Create an API token (the secret is shown once)")
+    async def create(
+        self, account_id: str, data: TokenCreate, db_session: AsyncSession
+    ) -> Envelope[TokenCreated]:
+        return ok(await TokenService(db_session).create(account_id, data.name, data.expires_at))
+
+    @get("/", summary="List an account's tokens (no secrets)")
+    async def list_tokens(
+        self, account_id: str, db_session: AsyncSession
+    ) -> Envelope[list[TokenRead]]:
+        return ok(await TokenService(db_session).list(account_id))
+
+    @delete("/{token_id:str}", status_code=204, summary="Revoke a token, effective at once")
+    async def revoke(
+        self,
+        account_id: str,
+        token_id: str,
+        db_session: AsyncSession,
+        token_verifier: TokenVerifier,
+    ) -> None:
+        await TokenService(db_session).revoke(account_id, token_id)
+        token_verifier.forget(token_id)
+
+
+class TokenVerifyController(Controller):
+    path = "/client/v4/accounts/{account_id:str}/tokens/verify"
+    tags = ["Tokens"]  # noqa: RUF012
+
+    @get(
+        "/",
+        summary="Verify the calling token",
+        responses=error_responses({401: "Invalid token", 403: "Token of another account"}),
+    )
+    async def verify(self, caller: Caller, db_session: AsyncSession) -> Envelope[TokenVerification]:
+        token = await TokenService(db_session).find_by_id(caller.token_id)
+        expires_at = None if token.expires_at is None else as_utc(token.expires_at)
+        return ok(TokenVerification(id=caller.token_id, status="active", expires_at=expires_at))

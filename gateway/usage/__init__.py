@@ -1,0 +1,1 @@
+"""Usage metering: one record per request on the account API, written in batches."""

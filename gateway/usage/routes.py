@@ -1,0 +1,101 @@
+"""Usage reports: an account's own (`…/ai/usage`) and every account's (`/admin/v1/usage`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.admin import ADMIN_ERROR_RESPONSES
+from gateway.envelope import Envelope, error_responses, ok
+from gateway.errors import BAD_INPUT, ApiError
+from gateway.tokens.auth import Caller
+from gateway.usage.meter import UsageMeter
+from gateway.usage.schemas import AccountGrouping, AdminGrouping, UsageRecordRead, UsageReport
+from gateway.usage.service import UsageService, period
+
+SINCE = Parameter(
+    description="Start (ISO 8601 date or time, UTC if no offset); default: start of this month"
+)
+UNTIL = Parameter(description="End, exclusive (ISO 8601); default: now")
+
+
+def _moment(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(
+            400, BAD_INPUT, f"Bad input: '{name}' is not an ISO 8601 date or time: {value!r}"
+        ) from None
+
+
+async def _report(
+    session: AsyncSession,
+    meter: UsageMeter,
+    since: str | None,
+    until: str | None,
+    group_by: str,
+    account_id: str | None,
+) -> UsageReport:
+    start, end = period(_moment("since", since), _moment("until", until))
+    rows = await UsageService(session).totals(start, end, group_by, account_id)
+    return UsageReport(start.isoformat(), end.isoformat(), group_by, rows, meter.pending)
+
+
+class AccountUsageController(Controller):
+    path = "/client/v4/accounts/{account_id:str}/ai/usage"
+    tags = ["Workers AI"]  # noqa: RUF012
+
+    @get(
+        "/",
+        summary="This account's usage over a period",
+        responses=error_responses({400: "Bad input", 401: "Bad token", 403: "Other account"}),
+    )
+    async def usage(
+        self,
+        caller: Caller,
+        db_session: AsyncSession,
+        meter: UsageMeter,
+        group_by: AccountGrouping = "day",
+        since: str | None = SINCE,
+        until: str | None = UNTIL,
+    ) -> Envelope[UsageReport]:
+        return ok(await _report(db_session, meter, since, until, group_by, caller.account_id))
+
+
+class AdminUsageController(Controller):
+    path = "/usage"
+    tags = ["Admin"]  # noqa: RUF012
+    responses = ADMIN_ERROR_RESPONSES
+
+    @get("/", summary="Usage of every account over a period")
+    async def usage(
+        self,
+        db_session: AsyncSession,
+        meter: UsageMeter,
+        group_by: AdminGrouping = "account",
+        since: str | None = SINCE,
+        until: str | None = UNTIL,
+        account_id: str | None = None,
+    ) -> Envelope[UsageReport]:
+        return ok(await _report(db_session, meter, since, until, group_by, account_id))
+
+    @get("/records", summary="Individual usage records, newest first")
+    async def records(
+        self,
+        db_session: AsyncSession,
+        since: str | None = SINCE,
+        until: str | None = UNTIL,
+        account_id: str | None = None,
+        request_id: str | None = Parameter(
+            default=None, description="The run's `x-request-id` response header"
+        ),
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    ) -> Envelope[list[UsageRecordRead]]:
+        start, end = period(_moment("since", since), _moment("until", until))
+        return ok(await UsageService(db_session).records(start, end, account_id, request_id, limit))

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+AccountGrouping = Literal["day", "model"]
+AdminGrouping = Literal["day", "model", "account"]
+
+
+class UsageRow(msgspec.Struct, frozen=True):
+    """One group's totals; `key` is the day (YYYY-MM-DD), model name or account id."""
+
+    key: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class UsageReport(msgspec.Struct, frozen=True):
+    since: str
+    until: str
+    group_by: str
+    rows: list[UsageRow]
+    pending_records: int
+    """Records this replica has not written yet (they are not in `rows`)."""
+
+
+class UsageRecordRead(msgspec.Struct, frozen=True):
+    request_id: str
+    account_id: str
+    token_id: str
+    model: str
+    status: str
+    prompt_tokens: int
+    completion_tokens: int
+    time_to_first_token_ms: float | None
+    duration_ms: float
+    started_at: datetime

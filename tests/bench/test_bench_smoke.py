@@ -1,0 +1,35 @@
+"""`python -m bench` in its smallest form: every path measured, every field present."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.triton
+FIELDS = {
+    "path", "streams", "paced", "tokens_per_s", "ttft_p50_ms", "ttft_p99_ms", "itl_p99_ms",
+    "cpu_s_per_1k_tokens", "rss_kb_per_stream", "errors",
+}  # fmt: skip
+
+
+def test_the_benchmark_measures_all_three_paths_without_errors(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    arguments = ["--quick", "--streams", "2", "--tokens", "8", "--no-paced", "--output"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *arguments, str(output)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(output.read_text())
+    assert {row["path"] for row in rows} == {"triton_sse", "triton_grpc", "gateway_sse"}
+    assert all(set(row) >= FIELDS for row in rows)
+    assert all(row["errors"] == 0 and row["tokens_per_s"] > 0 for row in rows)
+    [gateway] = [row for row in rows if row["path"] == "gateway_sse"]
+    assert gateway["cpu_s_per_1k_tokens"] > 0
+    assert "| gateway_sse | 2 |" in done.stdout

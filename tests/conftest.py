@@ -1,0 +1,1 @@
+pytest_plugins = ["tests.triton_fixtures", "tests.gateway_fixtures"]

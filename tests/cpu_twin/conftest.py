@@ -1,0 +1,105 @@
+"""Fixtures for the CPU twin: a small network, a running scheduler, and the Triton model
+behind a stand-in `triton_python_backend_utils`."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import sys
+import types
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from build_engines.cpu_twin.config import TwinConfig
+from build_engines.cpu_twin.network import TinyLlama
+from build_engines.cpu_twin.scheduler import Scheduler, SchedulingPolicy
+from tests.cpu_twin.doubles import (
+    SMALL_CONFIG,
+    SMALL_SHAPE,
+    FakeLogger,
+    FakeMetricFamily,
+    RecordingEvents,
+    fake_triton_utils,
+)
+
+MakeScheduler = Callable[..., Scheduler]
+
+
+@pytest.fixture(scope="session")
+def network() -> TinyLlama:
+    return TinyLlama.from_seed(SMALL_SHAPE, "int8", seed=7)
+
+
+@pytest.fixture
+def events() -> RecordingEvents:
+    return RecordingEvents()
+
+
+@pytest.fixture
+def make_scheduler(network: TinyLlama, events: RecordingEvents) -> Iterator[MakeScheduler]:
+    """Start a scheduler with the given policy fields; every one is closed after the test."""
+    started: list[Scheduler] = []
+
+    def make(**policy: Any) -> Scheduler:
+        settings = {"max_inflight_requests": 8, "cancellation_check_period_s": 0.01, **policy}
+        scheduler = Scheduler(network, SchedulingPolicy(**settings), events)
+        scheduler.start()
+        started.append(scheduler)
+        return scheduler
+
+    yield make
+    for scheduler in started:
+        scheduler.close()
+
+
+@pytest.fixture
+def scheduler(make_scheduler: MakeScheduler) -> Scheduler:
+    return make_scheduler()
+
+
+@pytest.fixture
+def pb_utils(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """Install the stand-in and import `triton_model` afresh against it."""
+    module = fake_triton_utils()
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", module)
+    monkeypatch.delitem(sys.modules, "build_engines.cpu_twin.triton_model", raising=False)
+    monkeypatch.setattr(FakeLogger, "lines", [])
+    monkeypatch.setattr(FakeMetricFamily, "created", {})
+    return module
+
+
+def model_args(config: TwinConfig, name: str = "twin") -> dict[str, str]:
+    """`initialize` arguments as Triton passes them: parameters as string values."""
+    fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    network = fields.pop("network")
+    fields.update(dataclasses.asdict(network))
+    parameters = {key: {"string_value": str(value)} for key, value in fields.items()}
+    return {
+        "model_name": name,
+        "model_config": json.dumps({"name": name, "parameters": parameters}),
+    }
+
+
+@pytest.fixture
+def make_model(pb_utils: types.ModuleType) -> Iterator[Callable[..., Any]]:
+    """Initialize a TritonPythonModel with SMALL_CONFIG changed by keyword; finalized after."""
+    triton_model = importlib.import_module("build_engines.cpu_twin.triton_model")
+    models: list[Any] = []
+
+    def make(**changes: Any) -> Any:
+        model = triton_model.TritonPythonModel()
+        model.initialize(model_args(dataclasses.replace(SMALL_CONFIG, **changes)))
+        models.append(model)
+        return model
+
+    yield make
+    for model in models:
+        model.finalize()
+
+
+@pytest.fixture
+def model(make_model: Callable[..., Any]) -> Any:
+    return make_model()

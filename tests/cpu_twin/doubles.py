@@ -1,0 +1,301 @@
+"""Test doubles for the CPU twin: a recording response channel and event sink for the
+scheduler, and a stand-in for Triton's `triton_python_backend_utils` for the model."""
+
+from __future__ import annotations
+
+import threading
+import time
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from build_engines.cpu_twin.config import TwinConfig
+from build_engines.cpu_twin.network import LlamaShape
+from build_engines.cpu_twin.scheduler import Outcome
+
+FINAL = 1
+WAIT_SECONDS = 10.0
+SMALL_SHAPE = LlamaShape(
+    vocab_size=300,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=128,
+    rope_theta=10000.0,
+    rms_norm_eps=1e-5,
+)
+SMALL_CONFIG = TwinConfig(
+    max_input_len=64,
+    max_output_len=200,
+    max_inflight_requests=8,
+    decode_tokens_per_second=0.0,
+    cancellation_check_period_ms=10.0,
+    weight_precision="int8",
+    weight_seed=7,
+    network=SMALL_SHAPE,
+)
+PROMPT = [1, 45, 96, 173, 170, 299, 42, 172]
+
+
+@dataclass
+class Sent:
+    """One response: tokens (None for an empty final), error message, final flag, time."""
+
+    token_ids: list[int] | None
+    sequence_length: int | None
+    final: bool
+    error: str | None = None
+    at: float = field(default_factory=time.monotonic)
+
+
+class RecordingChannel:
+    """A `ResponseChannel` that keeps every response and can be cancelled or made to fail."""
+
+    def __init__(self, fail_on_send: bool = False) -> None:
+        self.sent: list[Sent] = []
+        self.cancelled = False
+        self.fail_on_send = fail_on_send
+        self.done = threading.Event()
+
+    def send_tokens(self, token_ids: Sequence[int], sequence_length: int, *, final: bool) -> None:
+        if self.fail_on_send:
+            raise ConnectionError("the client went away")
+        self._record(Sent(list(token_ids), sequence_length, final))
+
+    def send_empty_final(self) -> None:
+        self._record(Sent(None, None, True))
+
+    def send_error(self, message: str) -> None:
+        self._record(Sent(None, None, True, error=message))
+
+    def is_cancelled(self) -> bool:
+        return self.cancelled
+
+    def _record(self, sent: Sent) -> None:
+        self.sent.append(sent)
+        if sent.final:
+            self.done.set()
+
+    def wait(self, timeout: float = WAIT_SECONDS) -> RecordingChannel:
+        assert self.done.wait(timeout), f"no final response within {timeout}s: {self.sent}"
+        return self
+
+    @property
+    def token_ids(self) -> list[int]:
+        return [token for sent in self.sent for token in (sent.token_ids or [])]
+
+    @property
+    def error(self) -> str | None:
+        return next((sent.error for sent in self.sent if sent.error), None)
+
+
+class RecordingEvents:
+    """A `SchedulerEvents` that keeps counts."""
+
+    def __init__(self) -> None:
+        self.tokens = 0
+        self.active = 0
+        self.finished: list[tuple[str, Outcome, int]] = []
+        self.changed = threading.Condition()
+
+    def tokens_generated(self, count: int) -> None:
+        self.tokens += count
+
+    def active_requests(self, count: int) -> None:
+        self.active = count
+
+    def request_finished(
+        self, request_id: str, outcome: Outcome, generated_tokens: int, error: str | None
+    ) -> None:
+        with self.changed:
+            self.finished.append((request_id, outcome, generated_tokens))
+            self.changed.notify_all()
+
+    def wait_for(self, outcome: Outcome, timeout: float = WAIT_SECONDS) -> tuple[str, Outcome, int]:
+        with self.changed:
+            assert self.changed.wait_for(
+                lambda: any(entry[1] is outcome for entry in self.finished), timeout
+            ), f"no request finished with {outcome}: {self.finished}"
+            return next(entry for entry in self.finished if entry[1] is outcome)
+
+
+# A stand-in for triton_python_backend_utils.
+
+
+class FakeTensor:
+    def __init__(self, name: str, array: npt.NDArray[Any]) -> None:
+        self._name = name
+        self._array = array
+
+    def name(self) -> str:
+        return self._name
+
+    def as_numpy(self) -> npt.NDArray[Any]:
+        return self._array
+
+
+class FakeTritonError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self._message = message
+
+    def message(self) -> str:
+        return self._message
+
+
+class FakeInferenceResponse:
+    def __init__(
+        self, output_tensors: Sequence[FakeTensor] = (), error: FakeTritonError | None = None
+    ) -> None:
+        self.output_tensors = list(output_tensors)
+        self.error = error
+
+    def output(self, name: str) -> npt.NDArray[Any]:
+        return next(t.as_numpy() for t in self.output_tensors if t.name() == name)
+
+
+class FakeMetric:
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def increment(self, value: float) -> None:
+        self.value += value
+
+    def set(self, value: float) -> None:
+        self.value = value
+
+
+class FakeMetricFamily:
+    COUNTER = 0
+    GAUGE = 1
+    created: ClassVar[dict[str, FakeMetricFamily]] = {}
+
+    def __init__(self, name: str, description: str, kind: int) -> None:
+        self.name = name
+        self.kind = kind
+        self.metrics: dict[frozenset[tuple[str, str]], FakeMetric] = {}
+        FakeMetricFamily.created[name] = self
+
+    def Metric(self, labels: dict[str, str]) -> FakeMetric:  # Triton's name
+        return self.metrics.setdefault(frozenset(labels.items()), FakeMetric())
+
+    def value(self, **labels: str) -> float:
+        return sum(
+            metric.value for key, metric in self.metrics.items() if set(labels.items()) <= set(key)
+        )
+
+
+class FakeLogger:
+    lines: ClassVar[list[str]] = []
+
+    @classmethod
+    def log_info(cls, message: str) -> None:
+        cls.lines.append(message)
+
+    @classmethod
+    def log_warn(cls, message: str) -> None:
+        cls.lines.append(message)
+
+    @classmethod
+    def log_error(cls, message: str) -> None:
+        cls.lines.append(message)
+
+
+class RecordingSender:
+    def __init__(self) -> None:
+        self.responses: list[tuple[FakeInferenceResponse | None, int]] = []
+        self.done = threading.Event()
+
+    def send(self, response: FakeInferenceResponse | None = None, flags: int = 0) -> None:
+        assert not self.done.is_set(), "a response after the final one"
+        self.responses.append((response, flags))
+        if flags & FINAL:
+            self.done.set()
+
+    def wait(self, timeout: float = WAIT_SECONDS) -> RecordingSender:
+        assert self.done.wait(timeout), f"no final response within {timeout}s"
+        return self
+
+    @property
+    def token_ids(self) -> list[int]:
+        return [
+            int(token)
+            for response, _ in self.responses
+            if response is not None and response.output_tensors
+            for token in response.output("output_ids").reshape(-1)
+        ]
+
+    @property
+    def error(self) -> str | None:
+        return next(
+            (r.error.message() for r, _ in self.responses if r is not None and r.error), None
+        )
+
+
+class FakeRequest:
+    """A Triton request as the Python backend sees it: tensors with the batch dim of 1."""
+
+    def __init__(self, inputs: dict[str, npt.NDArray[Any]], request_id: str = "") -> None:
+        self.inputs = {name: FakeTensor(name, array) for name, array in inputs.items()}
+        self.sender = RecordingSender()
+        self.cancelled = False
+        self._request_id = request_id
+
+    def get_response_sender(self) -> RecordingSender:
+        return self.sender
+
+    def is_cancelled(self) -> bool:
+        return self.cancelled
+
+    def request_id(self) -> str:
+        return self._request_id
+
+
+def triton_request(
+    input_ids: Sequence[int], output_len: int, request_id: str = "", **optional: Any
+) -> FakeRequest:
+    """Tensors shaped as Triton delivers them for max_batch_size > 0 (scalars as [1])."""
+    dtypes = {
+        "runtime_top_p": np.float32,
+        "temperature": np.float32,
+        "repetition_penalty": np.float32,
+        "presence_penalty": np.float32,
+        "frequency_penalty": np.float32,
+        "random_seed": np.uint64,
+        "streaming": np.bool_,
+        "stop": np.bool_,
+        "exclude_input_in_output": np.bool_,
+    }
+    inputs = {
+        "input_ids": np.array([list(input_ids)], np.int32),
+        "input_lengths": np.array([len(input_ids)], np.int32),
+        "request_output_len": np.array([output_len], np.int32),
+    }
+    for name, value in optional.items():
+        array = np.array(value, dtype=dtypes.get(name, np.int32))
+        inputs[name] = array[None] if array.ndim else array.reshape(1)
+    return FakeRequest(inputs, request_id)
+
+
+def fake_triton_utils() -> types.ModuleType:
+    module = types.ModuleType("triton_python_backend_utils")
+    module.Tensor = FakeTensor  # type: ignore[attr-defined]
+    module.InferenceResponse = FakeInferenceResponse  # type: ignore[attr-defined]
+    module.TritonError = FakeTritonError  # type: ignore[attr-defined]
+    module.Logger = FakeLogger  # type: ignore[attr-defined]
+    module.MetricFamily = FakeMetricFamily  # type: ignore[attr-defined]
+    module.TRITONSERVER_RESPONSE_COMPLETE_FINAL = FINAL  # type: ignore[attr-defined]
+    module.get_input_tensor_by_name = lambda request, name: request.inputs.get(name)  # type: ignore[attr-defined]
+    return module
+
+
+def stop_words_list(words: Sequence[Sequence[int]]) -> list[list[int]]:
+    """TensorRT-LLM's layout: tokens back to back, then end offsets padded with -1."""
+    flat = [token for word in words for token in word]
+    offsets = np.cumsum([len(word) for word in words]).tolist()
+    return [flat, offsets + [-1] * (len(flat) - len(offsets))]

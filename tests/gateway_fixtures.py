@@ -1,0 +1,218 @@
+"""A real gateway process over real sockets, on SQLite and on PostgreSQL, in front of the
+session's real tritonserver."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from build_engines.launcher import TritonServer, free_port
+
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
+)
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef0123456789"
+
+
+@dataclass
+class GatewayProcess:
+    base_url: str
+    database_url: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=60)
+
+    def create_account(self, name: str | None = None) -> str:
+        with self.client() as client:
+            reply = client.post(
+                "/admin/v1/accounts",
+                json={"name": name or f"acct-{uuid.uuid4().hex[:12]}"},
+                headers=self.admin_headers,
+            )
+        assert reply.status_code == 201, reply.text
+        return str(reply.json()["result"]["id"])
+
+    def create_token(self, account_id: str, **fields: object) -> dict[str, object]:
+        with self.client() as client:
+            reply = client.post(
+                f"/admin/v1/accounts/{account_id}/tokens",
+                json={"name": "test", **fields},
+                headers=self.admin_headers,
+            )
+        assert reply.status_code == 201, reply.text
+        return reply.json()["result"]  # type: ignore[no-any-return]
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait()
+
+
+def start_gateway(env: dict[str, str], log_path: Path, *, migrate: bool = True) -> GatewayProcess:
+    port = free_port()
+    environment = {
+        **os.environ,
+        "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
+        "GATEWAY_USAGE_JOURNAL_DIR": str(log_path.parent / "usage-journal"),
+        **env,
+    }
+    if migrate:
+        subprocess.run(
+            [sys.executable, "-m", "gateway", "migrate"], env=environment, check=True, timeout=120
+        )
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    gateway = GatewayProcess(
+        f"http://127.0.0.1:{port}",
+        environment.get("DATABASE_URL", ""),
+        environment,
+        process,
+        log_path,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gateway exited:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{gateway.base_url}/healthz", timeout=1).status_code == 200:
+                return gateway
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    gateway.stop()
+    raise RuntimeError(f"gateway did not start:\n{log_path.read_text()}")
+
+
+async def _postgres(statement: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def database_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Makes fresh, empty databases: `make("sqlite")` or `make("postgresql")` → URL."""
+    created: list[str] = []
+
+    def make(backend: str) -> str:
+        if backend == "sqlite":
+            path = tmp_path_factory.mktemp("sqlite") / "gateway.db"
+            return f"sqlite+aiosqlite:///{path}"
+        name = f"gw_test_{uuid.uuid4().hex[:12]}"
+        asyncio.run(_postgres(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+    yield make
+    for name in created:
+        asyncio.run(_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def gateway(
+    request: pytest.FixtureRequest,
+    database_factory,  # type: ignore[no-untyped-def]
+    triton: TritonServer,
+    cpu_model_repository: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GatewayProcess]:
+    process = start_gateway(
+        {
+            "DATABASE_URL": database_factory(request.param),
+            "TRITON_GRPC_URL": triton.grpc_url,
+            "GATEWAY_MODEL_REPOSITORY": str(cpu_model_repository),
+            "GATEWAY_MAX_BODY_BYTES": str(256 * 1024),
+            # Generous defaults: the suites share accounts; limits are tested per account.
+            "GATEWAY_LIMIT_REQUESTS_PER_MINUTE": "100000",
+            "GATEWAY_LIMIT_TOKENS_PER_MINUTE": "100000000",
+            "GATEWAY_LIMIT_CONCURRENT_STREAMS": "1000",
+        },
+        tmp_path_factory.mktemp("gateway") / "gateway.log",
+    )
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def account(gateway: GatewayProcess) -> tuple[str, str]:
+    """(account id, API token) of a fresh account on this gateway."""
+    account_id = gateway.create_account()
+    return account_id, str(gateway.create_token(account_id)["token"])
+
+
+class GatewayFactory:
+    """Starts gateways with their own settings (and their own database unless given one)."""
+
+    def __init__(
+        self,
+        database_factory,  # type: ignore[no-untyped-def]
+        triton: TritonServer,
+        repository: Path,
+        directory: Path,
+    ) -> None:
+        self._database_factory = database_factory
+        self._triton = triton
+        self._repository = repository
+        self._directory = directory
+        self.started: list[GatewayProcess] = []
+
+    def __call__(
+        self, backend: str = "sqlite", *, database_url: str | None = None, **env: str
+    ) -> GatewayProcess:
+        name = f"gateway-{len(self.started)}"
+        (self._directory / name).mkdir()
+        process = start_gateway(
+            {
+                "DATABASE_URL": database_url or self._database_factory(backend),
+                "TRITON_GRPC_URL": self._triton.grpc_url,
+                "GATEWAY_MODEL_REPOSITORY": str(self._repository),
+                "GATEWAY_USAGE_FLUSH_INTERVAL_SECONDS": "0.2",
+                **env,
+            },
+            self._directory / name / "gateway.log",
+        )
+        self.started.append(process)
+        return process
+
+
+@pytest.fixture
+def gateway_factory(
+    database_factory,  # type: ignore[no-untyped-def]
+    triton: TritonServer,
+    cpu_model_repository: Path,
+    tmp_path: Path,
+) -> Iterator[GatewayFactory]:
+    factory = GatewayFactory(database_factory, triton, cpu_model_repository, tmp_path)
+    yield factory
+    for process in factory.started:
+        process.stop()

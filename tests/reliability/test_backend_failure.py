@@ -1,0 +1,105 @@
+"""Triton dies mid-stream and comes back: streams end with an error event and are billed
+what they delivered, the gateway keeps serving, and recovers by itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from build_engines.launcher import TritonServer, free_port
+from build_engines.spec import ENGINE_SPECS
+from tests.accounting import RawStream, new_account, run, wait_for_records
+from tests.gateway_fixtures import GatewayFactory, GatewayProcess
+
+pytestmark = pytest.mark.triton
+LONG = {"prompt": "Once upon a time", "max_tokens": 1500, "seed": 4}
+"""Seed 4 samples 1,189 tokens before the end token: still streaming when Triton dies."""
+
+
+@pytest.fixture
+def own_triton(cpu_model_repository: Path, tmp_path: Path) -> Iterator[TritonServer]:
+    """A Triton of this test's own (only the token models), which the test may kill."""
+    server = TritonServer(
+        cpu_model_repository,
+        http_port=free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
+        log_path=tmp_path / "tritonserver.log",
+        models=[spec.triton_model("tensorrt_llm") for spec in ENGINE_SPECS.values()],
+    )
+    with server:
+        yield server
+
+
+def kill(triton: TritonServer) -> None:
+    assert triton.process is not None
+    os.killpg(triton.process.pid, signal.SIGKILL)
+    triton.process.wait(10)
+
+
+def readiness(gateway: GatewayProcess) -> int:
+    return httpx.get(f"{gateway.base_url}/readyz", timeout=10).status_code
+
+
+def wait_for_readiness(gateway: GatewayProcess, status: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if readiness(gateway) == status:
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def test_streams_cut_by_a_dying_backend_end_with_an_error_event_and_are_billed(
+    gateway_factory: GatewayFactory, own_triton: TritonServer
+) -> None:
+    gateway = gateway_factory("postgresql", TRITON_GRPC_URL=own_triton.grpc_url)
+    account = new_account(gateway)
+    streams = [RawStream(gateway, account, LONG) for _ in range(4)]
+    for stream in streams:
+        stream.read_events(2)
+    kill(own_triton)
+    for stream in streams:
+        stream.read_to_end()
+    records = {str(r["request_id"]): r for r in wait_for_records(gateway, 4, account_id=account[0])}
+    for stream in streams:
+        last = json.loads(stream.events[-1][0])
+        assert last["success"] is False
+        assert last["errors"][0]["code"] in (3045, 3046)
+        record = records[stream.request_id]
+        assert record["status"] == "backend_error"
+        assert record["completion_tokens"] == stream.last_event_id > 0
+
+
+def test_the_gateway_serves_and_reports_unready_while_the_backend_is_down(
+    gateway_factory: GatewayFactory, own_triton: TritonServer
+) -> None:
+    gateway = gateway_factory("sqlite", TRITON_GRPC_URL=own_triton.grpc_url)
+    account = new_account(gateway)
+    kill(own_triton)
+    started = time.monotonic()
+    refused = run(gateway, account, {"prompt": "hi", "max_tokens": 4})
+    assert refused.status_code == 503
+    assert time.monotonic() - started < 5
+    assert refused.json()["errors"][0]["code"] == 3045
+    assert httpx.get(f"{gateway.base_url}/healthz", timeout=5).status_code == 200
+    assert wait_for_readiness(gateway, 503, timeout=10)
+
+
+def test_the_gateway_recovers_by_itself_when_the_backend_returns(
+    gateway_factory: GatewayFactory, own_triton: TritonServer
+) -> None:
+    gateway = gateway_factory("sqlite", TRITON_GRPC_URL=own_triton.grpc_url)
+    account = new_account(gateway)
+    kill(own_triton)
+    assert wait_for_readiness(gateway, 503, timeout=10)
+    own_triton.start()
+    assert wait_for_readiness(gateway, 200, timeout=60)
+    assert run(gateway, account, {"prompt": "hi", "max_tokens": 4}).status_code == 200
