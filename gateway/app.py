@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -24,6 +26,14 @@ from gateway.tokens.auth import TokenVerifier, provide_caller
 from gateway.tokens.routes import TokenAdminController, TokenVerifyController
 from gateway.usage.plugin import UsagePlugin
 from gateway.usage.routes import AdminUsageController
+
+
+def freeze_startup_heap() -> None:
+    """Move everything start-up allocated (libraries, app, tokenizers, catalog) out of the
+    collector's reach: a full collection otherwise walks it all and paused serving for
+    ~165 ms under load (seen as the gateway's time-to-first-token p99)."""
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -71,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "token_verifier": Provide(lambda: token_verifier, sync_to_thread=False),
             "metrics": Provide(lambda: metrics, sync_to_thread=False),
         },
+        on_startup=[freeze_startup_heap],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(
