@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -214,6 +215,22 @@ class TritonServer:
             os.killpg(self.process.pid, signal.SIGKILL)
             return self.process.wait()
 
+    def restart_if_exited(self, timeout: float = 120.0) -> int | None:
+        """Start the server again on the same ports if its process has exited, as Kubernetes
+        restarts a crashed pod; its exit code, or None if it was running.
+
+        Triton 24.10 (the wheel's) can segfault when a gRPC cancellation races a request's
+        end (fixed upstream in 24.12/25.x, triton-inference-server/server#7840 and #8034).
+        The previous log is kept beside the new one.
+        """
+        if self.process is None or self.process.poll() is None:
+            return None
+        code = self.process.returncode
+        if self.log_path is not None and self.log_path.exists():
+            self.log_path.replace(self.log_path.with_suffix(f".exited-{time.time_ns()}.log"))
+        self.start(timeout)
+        return code
+
     def __enter__(self) -> TritonServer:
         return self.start()
 
@@ -224,6 +241,28 @@ class TritonServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def restarted_when_it_exits(server: TritonServer, interval: float = 1.0) -> Iterator[None]:
+    """Watch `server` from a thread and restart it whenever its process exits on its own."""
+    leaving = threading.Event()
+
+    def watch() -> None:
+        while not leaving.wait(interval):
+            with contextlib.suppress(TritonLaunchError):
+                code = server.restart_if_exited()
+                if code is not None:
+                    print(f"tritonserver exited ({code}); restarted, log {server.log_path}",
+                          file=sys.stderr, flush=True)  # fmt: skip
+
+    watcher = threading.Thread(target=watch, name="tritonserver-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        leaving.set()
+        watcher.join()
 
 
 @contextlib.contextmanager

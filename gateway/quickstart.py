@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import uvicorn
 
 from build_engines.cli import main as build_engines_main
-from build_engines.launcher import TritonServer
+from build_engines.launcher import TritonServer, restarted_when_it_exits
 from build_engines.spec import ENGINE_SPECS
 from gateway.accounts.service import AccountService
 from gateway.cli import run_in_session
@@ -49,7 +49,7 @@ def up(host: str | None = None, port: int | None = None) -> int:
         metrics_port=(http.port or 8000) + 2,
     )
     print("starting tritonserver …", flush=True)
-    with triton:
+    with triton, restarted_when_it_exits(triton):
         config = uvicorn_config(host, port)
         model = twin_catalog(repository).entries[0].name
         base_url = f"http://{config.host}:{config.port}"

@@ -103,3 +103,15 @@ def test_the_gateway_recovers_by_itself_when_the_backend_returns(
     own_triton.start()
     assert wait_for_readiness(gateway, 200, timeout=60)
     assert run(gateway, account, {"prompt": "hi", "max_tokens": 4}).status_code == 200
+
+
+def test_a_triton_that_exited_is_restarted_on_its_ports_with_its_log_kept(
+    own_triton: TritonServer,
+) -> None:
+    """What `gateway up` and the test session do when Triton 24.10 crashes (upstream bug)."""
+    assert own_triton.log_path is not None
+    kill(own_triton)
+    assert own_triton.restart_if_exited() == -signal.SIGKILL
+    assert own_triton.is_ready()
+    assert len(list(own_triton.log_path.parent.glob("tritonserver.exited-*.log"))) == 1
+    assert own_triton.restart_if_exited() is None
