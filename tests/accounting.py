@@ -76,6 +76,32 @@ def wait_for_records(
         time.sleep(0.1)
 
 
+LONG_FP16_RUN = {"prompt": "\x01" * 3000, "raw": True, "max_tokens": 2500, "seed": 1}
+"""A long generation (a full context; seed 1 samples 1,799 tokens before the end token, ~5 s
+here), so that even on a loaded machine the twin is still generating when the client goes
+away. Without a seed, some runs sampled the end token within a few tokens."""
+
+
+def abandon_run(
+    gateway: GatewayProcess,
+    account: tuple[str, str],
+    body: dict[str, object],
+    model: str = INT8,
+    after_seconds: float = 0.5,
+) -> None:
+    """A non-streamed run whose client hangs up after `after_seconds`, before its answer."""
+    host, port = gateway.base_url.removeprefix("http://").split(":")
+    payload = json.dumps({**body, "stream": False}).encode()
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(
+            f"POST {run_url(account[0], model)} HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {account[1]}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n".encode()
+            + payload
+        )
+        time.sleep(after_seconds)
+
+
 class RawStream:
     """A streaming run over a bare socket, so that the test decides how the client leaves."""
 

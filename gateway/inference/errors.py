@@ -7,6 +7,7 @@
 | 404 | 3042 | no such model in the catalog |
 | 502 | 3046 | the backend failed the request (gateway-specific code) |
 | 503 | 3045 | the backend is unreachable or the model not ready (gateway-specific code) |
+| 499 | 3048 | the client left before its whole answer was ready (only access logs see it) |
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ CONTEXT_WINDOW_EXCEEDED = 5021
 INVALID_MODEL = 3042
 BACKEND_FAILED = 3046
 BACKEND_UNAVAILABLE = 3045
+CLIENT_CLOSED_REQUEST = 3048
 
 
 def invalid_input(message: str) -> ApiError:
@@ -53,3 +55,8 @@ def backend_api_error(error: Exception) -> ApiError:
     if isinstance(error, BackendUnavailable):
         return ApiError(503, BACKEND_UNAVAILABLE, f"Model backend unavailable: {error}")
     return ApiError(502, BACKEND_FAILED, f"Model backend failed: {error}")
+
+
+def client_closed_request() -> ApiError:
+    """nginx's 499: a non-streamed run whose client disconnected was cancelled."""
+    return ApiError(499, CLIENT_CLOSED_REQUEST, "The client closed the request; it was cancelled")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 
 from gateway.envelope import Envelope, error_responses, ok
 from gateway.errors import ApiError
+from gateway.inference.errors import client_closed_request
 from gateway.inference.refusals import RefusalRecorder
 from gateway.inference.schemas import ModelInfo, TextGenerationRequest, TextGenerationResult
-from gateway.inference.service import InferenceService
+from gateway.inference.service import ClientGone, InferenceService
 from gateway.inference.streaming import SSE_HEADERS, EventStream, StreamOptions
 from gateway.inference.tracking import RunTracker
 from gateway.limits.service import LimitsService
@@ -60,6 +63,7 @@ class InferenceController(Controller):
         self,
         model: str,
         data: TextGenerationRequest,
+        request: Request[Any, Any, Any],
         caller: Caller,
         inference: InferenceService,
         limits: LimitsService,
@@ -92,7 +96,12 @@ class InferenceController(Controller):
         headers = admission.headers
         try:
             if not data.stream:
-                return Response(ok(await generation.complete(tracker)), headers=headers)
+                client_gone = functools.partial(_client_gone, request)
+                try:
+                    result = await generation.complete(tracker, client_gone)
+                except ClientGone as gone:
+                    raise client_closed_request() from gone
+                return Response(ok(result), headers=headers)
             events = generation.sse_events(stream_options.keepalive_seconds, tracker)
             first = await anext(events)
         except ApiError as error:
@@ -126,6 +135,12 @@ class InferenceController(Controller):
                 for entry in inference.catalog
             ]
         )
+
+
+async def _client_gone(request: Request[Any, Any, Any]) -> None:
+    """Returns once the client has disconnected: its body was read, so nothing else arrives."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _prepend(first: bytes, rest: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:

@@ -5,7 +5,8 @@ Everything that can be refused is refused in `prepare`, before the backend is ca
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,10 @@ from gateway.inference.triton import (
 )
 
 
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready; nobody is left to answer."""
+
+
 @dataclass
 class Generation:
     """One accepted request; counts what the backend generated and the client was sent."""
@@ -65,24 +70,42 @@ class Generation:
             url=self.entry.triton_grpc_url,
         )
 
-    async def complete(self, tracker: RunTracker) -> TextGenerationResult:
+    async def complete(
+        self, tracker: RunTracker, client_gone: Callable[[], Awaitable[None]]
+    ) -> TextGenerationResult:
+        """The whole answer; a client that leaves first cancels the generation.
+
+        Its tokens were never sent, so such a run is billed no completion tokens.
+        """
         ids: list[int] = []
         tokens = self._token_ids()
         status = "client_cancelled"
-        try:
+
+        async def collect() -> None:
             async for token_id in tokens:
                 ids.append(token_id)
-            status = "ok"
+
+        collecting = asyncio.ensure_future(collect())
+        watching = asyncio.ensure_future(client_gone())
+        try:
+            await asyncio.wait((collecting, watching), return_when=asyncio.FIRST_COMPLETED)
+            if collecting.done():
+                collecting.result()
+                status = "ok"
         except (BackendError, BackendUnavailable) as error:
             status = "backend_error"
             tracker.metrics.backend_errors.labels(self.entry.name, _error_kind(error)).inc()
             raise backend_api_error(error) from error
         finally:
+            watching.cancel()
+            collecting.cancel()
             tokens.cancel()
             if status == "ok":
                 tracker.sent(len(ids))
             with anyio.CancelScope(shield=True):
                 await tracker.finish(status)
+        if status != "ok":
+            raise ClientGone
         self.completion_tokens = len(ids)
         return TextGenerationResult(response=self.tokenizer.decode(ids), usage=self.usage)
 

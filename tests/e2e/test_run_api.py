@@ -12,7 +12,16 @@ import pytest
 from build_engines.launcher import TritonServer
 from build_engines.spec import ENGINE_SPECS
 from gateway.inference.tokenization import ChatMessage, ModelTokenizer
-from tests.accounting import FP16, INT8, bearer, run, run_url, twin_metric
+from tests.accounting import (
+    FP16,
+    INT8,
+    LONG_FP16_RUN,
+    abandon_run,
+    bearer,
+    run,
+    run_url,
+    twin_metric,
+)
 from tests.e2e.sse import stream_run
 from tests.gateway_fixtures import GatewayProcess
 
@@ -171,28 +180,36 @@ def disconnect_after_first_event(
             received += chunk
 
 
+def runs_ended_early(triton: TritonServer) -> float:
+    """Generations the twin ended before their end: cancelled, or stopped by request id."""
+    return sum(
+        twin_metric(triton, "cpu_twin_requests_total", outcome=outcome)
+        for outcome in ("cancelled", "stop")
+    )
+
+
+def assert_ended_within_a_second(triton: TritonServer, before: float, since: float) -> None:
+    while runs_ended_early(triton) == before:
+        assert time.monotonic() - since < 5, "the backend was never cancelled"
+        time.sleep(0.02)
+    assert time.monotonic() - since < 1.0, (
+        f"cancelled only {time.monotonic() - since:.2f}s after the disconnect"
+    )
+
+
 def test_client_disconnect_cancels_the_backend_request_within_a_second(
     gateway: GatewayProcess, account: tuple[str, str], triton: TritonServer
 ) -> None:
-    def ended_early() -> float:
-        return sum(
-            twin_metric(triton, "cpu_twin_requests_total", outcome=outcome)
-            for outcome in ("cancelled", "stop")
-        )
-
-    ended_before = ended_early()
+    before = runs_ended_early(triton)
     account_id, token = account
-    # A long generation (a full context; seed 1 samples 1,799 tokens before the end token,
-    # ~5 s here), so that even on a loaded machine the twin is still generating when the client
-    # goes away. Without a seed, some runs sampled the end token within a few tokens.
-    body = json.dumps(
-        {"prompt": "\x01" * 3000, "raw": True, "max_tokens": 2500, "stream": True, "seed": 1}
-    ).encode()
+    body = json.dumps({**LONG_FP16_RUN, "stream": True}).encode()
     disconnect_after_first_event(gateway, run_url(account_id, FP16), token, body)
-    disconnected_at = time.monotonic()
-    while ended_early() == ended_before:
-        assert time.monotonic() - disconnected_at < 5, "the backend was never cancelled"
-        time.sleep(0.02)
-    assert time.monotonic() - disconnected_at < 1.0, (
-        f"cancelled only {time.monotonic() - disconnected_at:.2f}s after the disconnect"
-    )
+    assert_ended_within_a_second(triton, before, time.monotonic())
+
+
+def test_a_non_streamed_run_whose_client_disconnects_is_cancelled_within_a_second(
+    gateway: GatewayProcess, account: tuple[str, str], triton: TritonServer
+) -> None:
+    before = runs_ended_early(triton)
+    abandon_run(gateway, account, LONG_FP16_RUN, FP16)
+    assert_ended_within_a_second(triton, before, time.monotonic())

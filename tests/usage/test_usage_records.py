@@ -9,7 +9,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.accounting import FP16, INT8, bearer, new_account, run, wait_for_records
+from tests.accounting import (
+    FP16,
+    INT8,
+    LONG_FP16_RUN,
+    abandon_run,
+    bearer,
+    new_account,
+    run,
+    wait_for_records,
+)
 from tests.e2e.sse import stream_run
 from tests.e2e.test_cli_and_migrations import gateway_cli
 from tests.gateway_fixtures import GatewayProcess
@@ -54,6 +63,17 @@ def test_a_non_streamed_run_leaves_one_ok_record_matching_its_usage(
     assert record["request_id"] == reply.headers["x-request-id"]
     assert record["prompt_tokens"] == usage["prompt_tokens"]
     assert record["completion_tokens"] == usage["completion_tokens"]
+
+
+def test_a_non_streamed_run_whose_client_left_is_recorded_cancelled_with_no_completion_tokens(
+    gateway: GatewayProcess,
+) -> None:
+    """Its answer was never sent, so none of it is billed."""
+    account = new_account(gateway)
+    abandon_run(gateway, account, LONG_FP16_RUN, FP16)
+    [record] = wait_for_records(gateway, 1, account_id=account[0])
+    assert (record["status"], record["completion_tokens"]) == ("client_cancelled", 0)
+    assert record["prompt_tokens"] > 3000
 
 
 def test_a_refused_run_leaves_a_rejected_record_with_no_tokens(gateway: GatewayProcess) -> None:
