@@ -6,6 +6,7 @@ Builds the CPU model repository if it is missing, migrates the SQLite database, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from urllib.parse import urlparse
@@ -61,7 +62,8 @@ def up(host: str | None = None, port: int | None = None) -> int:
             '    -d \'{"prompt": "Tell me a story about the sea", "stream": true}\'\n',
             flush=True,
         )
-        uvicorn.Server(config).run()
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once drained
+            uvicorn.Server(config).run()
     return 0
 
 

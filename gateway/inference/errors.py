@@ -7,7 +7,7 @@
 | 404 | 3042 | no such model in the catalog |
 | 502 | 3046 | the backend failed the request (gateway-specific code) |
 | 503 | 3045 | the backend is unreachable or the model not ready (gateway-specific code) |
-| 499 | 3048 | the client left before its whole answer was ready (only access logs see it) |
+| 499 | 3048 | the client left before its whole answer was ready (nobody receives it) |
 """
 
 from __future__ import annotations
