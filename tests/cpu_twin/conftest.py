@@ -16,14 +16,8 @@ import pytest
 from build_engines.cpu_twin.config import TwinConfig
 from build_engines.cpu_twin.network import TinyLlama
 from build_engines.cpu_twin.scheduler import Scheduler, SchedulingPolicy
-from tests.cpu_twin.doubles import (
-    SMALL_CONFIG,
-    SMALL_SHAPE,
-    FakeLogger,
-    FakeMetricFamily,
-    RecordingEvents,
-    fake_triton_utils,
-)
+from tests.cpu_twin.doubles import SMALL_CONFIG, SMALL_SHAPE, RecordingEvents
+from tests.python_backend_doubles import FakeLogger, FakeMetricFamily, python_backend_utils
 
 MakeScheduler = Callable[..., Scheduler]
 
@@ -63,7 +57,7 @@ def scheduler(make_scheduler: MakeScheduler) -> Scheduler:
 @pytest.fixture
 def pb_utils(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     """Install the stand-in and import `triton_model` afresh against it."""
-    module = fake_triton_utils()
+    module = python_backend_utils()
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", module)
     monkeypatch.delitem(sys.modules, "build_engines.cpu_twin.triton_model", raising=False)
     monkeypatch.setattr(FakeLogger, "lines", [])

@@ -1,24 +1,22 @@
 """Test doubles for the CPU twin: a recording response channel and event sink for the
-scheduler, and a stand-in for Triton's `triton_python_backend_utils` for the model."""
+scheduler, and requests for the model as Triton delivers them (the Python backend's module
+is stood in for by `tests.python_backend_doubles`)."""
 
 from __future__ import annotations
 
 import threading
 import time
-import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from build_engines.cpu_twin.config import TwinConfig
 from build_engines.cpu_twin.network import LlamaShape
 from build_engines.cpu_twin.scheduler import Outcome
+from tests.python_backend_doubles import WAIT_SECONDS, FakeRequest
 
-FINAL = 1
-WAIT_SECONDS = 10.0
 SMALL_SHAPE = LlamaShape(
     vocab_size=300,
     hidden_size=64,
@@ -124,138 +122,6 @@ class RecordingEvents:
             return next(entry for entry in self.finished if entry[1] is outcome)
 
 
-# A stand-in for triton_python_backend_utils.
-
-
-class FakeTensor:
-    def __init__(self, name: str, array: npt.NDArray[Any]) -> None:
-        self._name = name
-        self._array = array
-
-    def name(self) -> str:
-        return self._name
-
-    def as_numpy(self) -> npt.NDArray[Any]:
-        return self._array
-
-
-class FakeTritonError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self._message = message
-
-    def message(self) -> str:
-        return self._message
-
-
-class FakeInferenceResponse:
-    def __init__(
-        self, output_tensors: Sequence[FakeTensor] = (), error: FakeTritonError | None = None
-    ) -> None:
-        self.output_tensors = list(output_tensors)
-        self.error = error
-
-    def output(self, name: str) -> npt.NDArray[Any]:
-        return next(t.as_numpy() for t in self.output_tensors if t.name() == name)
-
-
-class FakeMetric:
-    def __init__(self) -> None:
-        self.value = 0.0
-
-    def increment(self, value: float) -> None:
-        self.value += value
-
-    def set(self, value: float) -> None:
-        self.value = value
-
-
-class FakeMetricFamily:
-    COUNTER = 0
-    GAUGE = 1
-    created: ClassVar[dict[str, FakeMetricFamily]] = {}
-
-    def __init__(self, name: str, description: str, kind: int) -> None:
-        self.name = name
-        self.kind = kind
-        self.metrics: dict[frozenset[tuple[str, str]], FakeMetric] = {}
-        FakeMetricFamily.created[name] = self
-
-    def Metric(self, labels: dict[str, str]) -> FakeMetric:  # Triton's name
-        return self.metrics.setdefault(frozenset(labels.items()), FakeMetric())
-
-    def value(self, **labels: str) -> float:
-        return sum(
-            metric.value for key, metric in self.metrics.items() if set(labels.items()) <= set(key)
-        )
-
-
-class FakeLogger:
-    lines: ClassVar[list[str]] = []
-
-    @classmethod
-    def log_info(cls, message: str) -> None:
-        cls.lines.append(message)
-
-    @classmethod
-    def log_warn(cls, message: str) -> None:
-        cls.lines.append(message)
-
-    @classmethod
-    def log_error(cls, message: str) -> None:
-        cls.lines.append(message)
-
-
-class RecordingSender:
-    def __init__(self) -> None:
-        self.responses: list[tuple[FakeInferenceResponse | None, int]] = []
-        self.done = threading.Event()
-
-    def send(self, response: FakeInferenceResponse | None = None, flags: int = 0) -> None:
-        assert not self.done.is_set(), "a response after the final one"
-        self.responses.append((response, flags))
-        if flags & FINAL:
-            self.done.set()
-
-    def wait(self, timeout: float = WAIT_SECONDS) -> RecordingSender:
-        assert self.done.wait(timeout), f"no final response within {timeout}s"
-        return self
-
-    @property
-    def token_ids(self) -> list[int]:
-        return [
-            int(token)
-            for response, _ in self.responses
-            if response is not None and response.output_tensors
-            for token in response.output("output_ids").reshape(-1)
-        ]
-
-    @property
-    def error(self) -> str | None:
-        return next(
-            (r.error.message() for r, _ in self.responses if r is not None and r.error), None
-        )
-
-
-class FakeRequest:
-    """A Triton request as the Python backend sees it: tensors with the batch dim of 1."""
-
-    def __init__(self, inputs: dict[str, npt.NDArray[Any]], request_id: str = "") -> None:
-        self.inputs = {name: FakeTensor(name, array) for name, array in inputs.items()}
-        self.sender = RecordingSender()
-        self.cancelled = False
-        self._request_id = request_id
-
-    def get_response_sender(self) -> RecordingSender:
-        return self.sender
-
-    def is_cancelled(self) -> bool:
-        return self.cancelled
-
-    def request_id(self) -> str:
-        return self._request_id
-
-
 def triton_request(
     input_ids: Sequence[int], output_len: int, request_id: str = "", **optional: Any
 ) -> FakeRequest:
@@ -280,18 +146,6 @@ def triton_request(
         array = np.array(value, dtype=dtypes.get(name, np.int32))
         inputs[name] = array[None] if array.ndim else array.reshape(1)
     return FakeRequest(inputs, request_id)
-
-
-def fake_triton_utils() -> types.ModuleType:
-    module = types.ModuleType("triton_python_backend_utils")
-    module.Tensor = FakeTensor  # type: ignore[attr-defined]
-    module.InferenceResponse = FakeInferenceResponse  # type: ignore[attr-defined]
-    module.TritonError = FakeTritonError  # type: ignore[attr-defined]
-    module.Logger = FakeLogger  # type: ignore[attr-defined]
-    module.MetricFamily = FakeMetricFamily  # type: ignore[attr-defined]
-    module.TRITONSERVER_RESPONSE_COMPLETE_FINAL = FINAL  # type: ignore[attr-defined]
-    module.get_input_tensor_by_name = lambda request, name: request.inputs.get(name)  # type: ignore[attr-defined]
-    return module
 
 
 def stop_words_list(words: Sequence[Sequence[int]]) -> list[list[int]]:

@@ -14,14 +14,8 @@ from build_engines.cpu_twin.generation_request import (
     StopRequest,
     read_request,
 )
-from tests.cpu_twin.doubles import (
-    PROMPT,
-    SMALL_CONFIG,
-    FakeRequest,
-    FakeTensor,
-    stop_words_list,
-    triton_request,
-)
+from tests.cpu_twin.doubles import PROMPT, SMALL_CONFIG, stop_words_list, triton_request
+from tests.python_backend_doubles import FakeRequest, FakeTensor
 
 
 def read_fake(request: FakeRequest) -> GenerationRequest | StopRequest:

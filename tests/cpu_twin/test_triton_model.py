@@ -11,14 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.cpu_twin.doubles import (
-    FINAL,
-    PROMPT,
-    FakeLogger,
-    FakeMetricFamily,
-    FakeRequest,
-    triton_request,
-)
+from tests.cpu_twin.doubles import PROMPT, triton_request
+from tests.python_backend_doubles import FINAL, FakeLogger, FakeMetricFamily, FakeRequest
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,8 +65,9 @@ def test_limits_are_error_responses_with_the_excess(
     ((response, flags),) = request.sender.wait().responses
     assert flags == FINAL
     assert response is not None
-    assert response.error is not None
-    assert response.error.message() == message
+    error = response.error()
+    assert error is not None
+    assert error.message() == message
     assert requests_total(model="twin", outcome="error") == 1
 
 

@@ -17,7 +17,8 @@ import pytest
 
 from build_engines.text_models.tokenizer import TextTokenizer
 from build_engines.tokenizer_asset import ASSET_DIR
-from tests.text_models.doubles import FakeGenerationModel, FakeLogger, fake_triton_utils
+from tests.python_backend_doubles import FakeLogger
+from tests.text_models.doubles import FakeGenerationModel, fake_triton_utils
 
 MAX_INPUT_LEN = 64
 MAX_OUTPUT_LEN = 50

@@ -9,14 +9,9 @@ import numpy as np
 import pytest
 
 from build_engines.text_models.tokenizer import TextTokenizer
+from tests.python_backend_doubles import FakeRequest, FakeTritonError, RecordingSender
 from tests.text_models.conftest import GENERATION_MODEL, MAX_OUTPUT_LEN, MakeModel
-from tests.text_models.doubles import (
-    FakeGenerationModel,
-    FakeRequest,
-    FakeTritonError,
-    RecordingSender,
-    text_request,
-)
+from tests.text_models.doubles import FakeGenerationModel, text_request
 
 REPLY = "Grüße, 東京 🚀"
 

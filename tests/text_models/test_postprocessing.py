@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from build_engines.text_models.tokenizer import TextTokenizer
+from tests.python_backend_doubles import FakeRequest
 from tests.text_models.conftest import MakeModel
-from tests.text_models.doubles import FakeRequest
 
 
 @pytest.fixture

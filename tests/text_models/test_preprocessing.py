@@ -9,8 +9,8 @@ import numpy.typing as npt
 import pytest
 
 from build_engines.text_models.tokenizer import TextTokenizer
+from tests.python_backend_doubles import FakeInferenceResponse, FakeRequest
 from tests.text_models.conftest import MAX_INPUT_LEN, MAX_OUTPUT_LEN, MakeModel
-from tests.text_models.doubles import FakeInferenceResponse, FakeRequest
 
 
 def request(queries: list[str], output_len: int = 8, **optional: Any) -> FakeRequest:
