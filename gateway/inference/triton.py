@@ -80,8 +80,18 @@ def build_inputs(
     return inputs
 
 
+CHANNEL_OPTIONS = [
+    ("grpc.lb_policy_name", "round_robin"),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+]
+"""Round robin over every address the target resolves to: `dns:///triton-pods:8001` (a
+headless Service) spreads generations over all Triton pods, where one connection to a
+ClusterIP Service would pin this gateway to one pod."""
+
+
 class TritonGenerator:
-    """Owns the gRPC channels to Triton (one per address), created in the app's lifespan."""
+    """Owns the gRPC channels to Triton (one per target), created in the app's lifespan."""
 
     def __init__(self, default_url: str) -> None:
         self._default_url = default_url
@@ -91,7 +101,9 @@ class TritonGenerator:
     def client(self, url: str | None = None) -> triton_grpc.InferenceServerClient:
         address = url or self._default_url
         if address not in self._clients:
-            self._clients[address] = triton_grpc.InferenceServerClient(address)
+            self._clients[address] = triton_grpc.InferenceServerClient(
+                address, channel_args=CHANNEL_OPTIONS
+            )
         return self._clients[address]
 
     async def close(self) -> None:

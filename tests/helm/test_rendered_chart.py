@@ -91,17 +91,23 @@ def catalog(manifests: Manifests, tmp_path: Path) -> list[Any]:
 # The gateway
 
 
-def test_the_catalog_is_the_production_catalog_with_each_model_at_its_triton_service(
+def test_the_catalog_is_the_production_catalog_with_each_model_at_its_triton_pods(
     everything: Manifests, tmp_path: Path
 ) -> None:
+    """Each model's target is its headless Service's DNS name, so the gateway balances its
+    generations over every Triton pod (gRPC round robin) instead of pinning to one."""
     production = load_catalog(PRODUCTION_CATALOG, tmp_path)
     served = catalog(everything, tmp_path)
     assert sorted(entry.name for entry in served) == sorted(entry.name for entry in production)
     for entry in served:
         assert msgspec.structs.replace(entry, triton_grpc_url=None) == production.get(entry.name)
-        host, port = str(entry.triton_grpc_url).split(":")
+        match = re.fullmatch(r"dns:///([^.]+)\.([^.]+)\.svc:(\d+)", str(entry.triton_grpc_url))
+        assert match is not None, entry.triton_grpc_url
+        host, namespace, port = match.groups()
         service = everything.named("Service", host)
         assert service["metadata"]["name"] == host
+        assert service["spec"]["clusterIP"] == "None"
+        assert namespace == "default"  # the release's; Helm's lint renders without one
         assert {"name": "grpc", "port": int(port), "targetPort": "grpc"} in service["spec"]["ports"]
         [triton] = [d for d in tritons(everything) if selects(service["spec"]["selector"], d)]
         assert f"--load-model={entry.triton_model}" in container(triton, "triton")["args"]
