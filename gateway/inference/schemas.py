@@ -14,8 +14,9 @@ Temperature = Annotated[float, msgspec.Meta(ge=0, le=5)]
 TopP = Annotated[float, msgspec.Meta(ge=0.001, le=1)]
 TopK = Annotated[int, msgspec.Meta(ge=1, le=50)]
 Seed = Annotated[int, msgspec.Meta(ge=1, le=9_999_999_999)]
-RepetitionPenalty = Annotated[float, msgspec.Meta(gt=0, le=2)]
-"""Workers AI documents 0 to 2; TensorRT-LLM refuses a penalty of 0 (1 = no penalty)."""
+RepetitionPenalty = Annotated[float, msgspec.Meta(ge=0.01, le=2)]
+"""Workers AI documents 0 to 2; TensorRT-LLM refuses a penalty of 0 (1 = no penalty), and a
+tiny one becomes 0 in the backend's float32."""
 Penalty = Annotated[float, msgspec.Meta(ge=-2, le=2)]
 MaxTokens = Annotated[int, msgspec.Meta(ge=1)]
 Role = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]

@@ -34,6 +34,7 @@ def assert_error(reply: httpx.Response, status: int, code: int, fragment: str) -
         ({"prompt": "a", "seed": 0}, "seed"),
         ({"prompt": "a", "repetition_penalty": 2.5}, "repetition_penalty"),
         ({"prompt": "a", "repetition_penalty": 0}, "repetition_penalty"),
+        ({"prompt": "a", "repetition_penalty": 1e-300}, "repetition_penalty"),
         ({"prompt": "a", "presence_penalty": -3}, "presence_penalty"),
         ({"prompt": "a", "max_tokens": 0}, "max_tokens"),
         ({"prompt": "a", "max_token": 5}, "max_token"),
