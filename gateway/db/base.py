@@ -32,3 +32,12 @@ def utc_now() -> datetime:
 def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything stored here is UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def in_utc(moment: datetime) -> datetime | None:
+    """A client's time in UTC (naive = UTC), or None when UTC has no such time (a year-1 time
+    ahead of UTC, a year-9999 time behind it)."""
+    try:
+        return as_utc(moment).astimezone(UTC)
+    except OverflowError:
+        return None

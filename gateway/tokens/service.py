@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.accounts.service import AccountService
-from gateway.db.base import as_utc, utc_now
+from gateway.db.base import as_utc, in_utc, utc_now
 from gateway.errors import BAD_INPUT, NOT_FOUND, ApiError
 from gateway.tokens.models import ApiToken
 from gateway.tokens.schemas import TokenCreated, TokenRead
@@ -38,7 +38,9 @@ class TokenService:
     ) -> TokenCreated:
         await AccountService(self.session).require(account_id)
         if expires_at is not None:
-            expires_at = as_utc(expires_at)
+            expires_at = in_utc(expires_at)
+            if expires_at is None:
+                raise ApiError(400, BAD_INPUT, "Bad input: expires_at is after 9999-12-31 UTC")
             if expires_at <= utc_now():
                 raise ApiError(400, BAD_INPUT, "Bad input: expires_at must be in the future")
         secret = new_token()

@@ -10,6 +10,7 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.admin import ADMIN_ERROR_RESPONSES
+from gateway.db.base import in_utc
 from gateway.envelope import Envelope, error_responses, ok
 from gateway.errors import BAD_INPUT, ApiError
 from gateway.tokens.auth import Caller
@@ -27,11 +28,17 @@ def _moment(name: str, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        return datetime.fromisoformat(value)
+        moment = in_utc(datetime.fromisoformat(value))
     except ValueError:
+        moment = None
+    if moment is None:
         raise ApiError(
-            400, BAD_INPUT, f"Bad input: '{name}' is not an ISO 8601 date or time: {value!r}"
-        ) from None
+            400,
+            BAD_INPUT,
+            f"Bad input: '{name}' is not an ISO 8601 date or time within years 1-9999 UTC: "
+            f"{value!r}",
+        )
+    return moment
 
 
 async def _report(

@@ -154,6 +154,18 @@ def test_a_token_expiring_in_the_past_is_400(gateway: GatewayProcess) -> None:
     assert "future" in reply.json()["errors"][0]["message"]
 
 
+def test_a_token_expiring_after_year_9999_in_utc_is_400(gateway: GatewayProcess) -> None:
+    account_id = gateway.create_account()
+    with gateway.client() as client:
+        reply = client.post(
+            f"/admin/v1/accounts/{account_id}/tokens",
+            json={"name": "far", "expires_at": "9999-12-31T23:59:59-01:00"},
+            headers=gateway.admin_headers,
+        )
+    assert reply.status_code == 400
+    assert "after 9999-12-31 UTC" in reply.json()["errors"][0]["message"]
+
+
 def test_a_token_for_an_unknown_account_is_404(gateway: GatewayProcess) -> None:
     with gateway.client() as client:
         reply = client.post(

@@ -140,6 +140,22 @@ def test_account_usage_api_refuses_a_period_that_ends_before_it_starts(
     assert "'since' must be before 'until'" in reply.json()["errors"][0]["message"]
 
 
+@pytest.mark.parametrize("path", ["/client/v4/accounts/{account}/ai/usage", "/admin/v1/usage"])
+def test_a_usage_period_starting_before_year_1_in_utc_is_400(
+    gateway: GatewayProcess, path: str
+) -> None:
+    account = new_account(gateway)
+    headers = gateway.admin_headers if path.startswith("/admin") else bearer(account[1])
+    with gateway.client() as client:
+        reply = client.get(
+            path.format(account=account[0]),
+            params={"since": "0001-01-01T00:00:00+01:00"},
+            headers=headers,
+        )
+    assert reply.status_code == 400
+    assert "within years 1-9999 UTC" in reply.json()["errors"][0]["message"]
+
+
 def test_admin_usage_api_totals_every_account(gateway: GatewayProcess) -> None:
     first, second = new_account(gateway), new_account(gateway)
     run(gateway, first, {"prompt": "a", "max_tokens": 4})
