@@ -9,12 +9,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-# Dependencies first, pinned (a layer that changes only with the lock; scripts/lock-image
-# writes it from the environment the tests ran in).
-COPY deploy/requirements.lock ./
-RUN pip install --no-deps -r requirements.lock
+# Dependencies first, exactly as uv.lock pins them (the versions the test suite ran with),
+# hash-checked: a layer that changes only with the lock. uv itself is pinned and hash-checked
+# too, and leaves the image once it has written the requirements.
+COPY scripts/uv.requirements pyproject.toml uv.lock ./
+RUN pip install --no-deps --require-hashes -r uv.requirements \
+    && uv export --frozen --no-dev --no-emit-project --no-header -o requirements.txt \
+    && pip install --no-deps --require-hashes -r requirements.txt \
+    && pip uninstall --yes uv
 
-COPY pyproject.toml alembic.ini ./
+COPY alembic.ini ./
 COPY migrations ./migrations
 COPY build_engines ./build_engines
 COPY gateway ./gateway

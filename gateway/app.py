@@ -21,6 +21,7 @@ from gateway.limits.plugin import LimitsPlugin
 from gateway.limits.routes import AccountLimitsController
 from gateway.metrics.registry import GatewayMetrics
 from gateway.metrics.routes import metrics_handler
+from gateway.request_body import refuse_a_body_that_is_not_utf8
 from gateway.settings import Settings, get_settings
 from gateway.tokens.auth import TokenVerifier, provide_caller
 from gateway.tokens.routes import TokenAdminController, TokenVerifyController
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "metrics": Provide(lambda: metrics, sync_to_thread=False),
         },
         on_startup=[freeze_startup_heap],
+        before_request=refuse_a_body_that_is_not_utf8,
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -1,17 +1,13 @@
-# Sourced by scripts/up and scripts/test: a virtual environment with the project installed.
+# Sourced by scripts/up and scripts/test: a virtual environment holding exactly the versions
+# in uv.lock (no resolving: a pyproject.toml that disagrees with the lock is an error, and
+# `scripts/lock` re-locks), with the project installed editable.
 # VENV (default .venv) and PYTHON (default python3) can be overridden.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source "$(dirname "${BASH_SOURCE[0]}")/uv.sh"
 VENV="${VENV:-.venv}"
-PYTHON="${PYTHON:-python3}"
-extras="$1"
-if [ ! -x "$VENV/bin/python" ]; then
-  "$PYTHON" -m venv "$VENV"
-fi
-stamp="$VENV/.installed-$extras"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[$extras]"
-  touch "$stamp"
-fi
+extras=()
+for extra in ${1//,/ }; do
+  extras+=(--extra "$extra")
+done
+UV_PROJECT_ENVIRONMENT="$VENV" "$UV" sync --quiet --locked "${extras[@]}"
 export PATH="$PWD/$VENV/bin:$PATH"

@@ -20,7 +20,8 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 REPOSITORY = Path(__file__).resolve().parents[2]
 CHART = REPOSITORY / "helm" / "llm-gateway"
 HELM_VENV = REPOSITORY / ".venv-helm"
-HELM_SDKPY = "helm-sdkpy==0.1.32"
+# helm-sdkpy and its dependencies, pinned with hashes (uv pip compile, see the file).
+HELM_SDKPY = Path(__file__).with_name("helm-sdkpy.requirements")
 LINT = """
 import sys
 from helm_sdkpy import actions
@@ -59,16 +60,26 @@ def python312() -> str:
 @pytest.fixture(scope="session")
 def helm_python() -> Path:
     python = HELM_VENV / "bin" / "python"
-    if (
-        not python.exists()
-        or subprocess.run([python, "-c", "import helm_sdkpy"], capture_output=True).returncode
-    ):
+    stamp = HELM_VENV / "installed.requirements"
+    if not stamp.exists() or stamp.read_text() != HELM_SDKPY.read_text():
         subprocess.run([python312(), "-m", "venv", "--clear", HELM_VENV], check=True)
         subprocess.run(
-            [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", HELM_SDKPY],
+            [
+                python,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--require-hashes",
+                "-r",
+                HELM_SDKPY,
+            ],
             check=True,
             timeout=600,
         )
+        stamp.write_text(HELM_SDKPY.read_text())
     return python
 
 

@@ -1,0 +1,14 @@
+# Sourced: puts the pinned uv (scripts/uv.requirements, hash-checked) in $UV, installed once
+# into .cache/uv-<version>. PYTHON (default python3) is the interpreter uv uses.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PYTHON="${PYTHON:-python3}"
+uv_version="$(sed -n 's/^uv==\([^ ]*\).*/\1/p' scripts/uv.requirements)"
+uv_home=".cache/uv-$uv_version"
+if [ ! -x "$uv_home/bin/uv" ]; then
+  rm -rf "$uv_home"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+    --target "$uv_home" -r scripts/uv.requirements
+fi
+UV="$PWD/$uv_home/bin/uv"
+export UV_PYTHON="$PYTHON" UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
