@@ -225,11 +225,14 @@ async def with_heartbeats(
     stays silent for `interval` seconds.
 
     When the writer falls behind (a busy process), items pile up; taking them together lets
-    the writer send them in one write instead of one per item.
+    the writer send them in one write instead of one per item. At most one HEARTBEAT waits in
+    the queue: a reader that stopped reading needs one keep-alive, not one per interval.
+    However the stream ends, its timer and its reading task end with it.
     """
     queue: asyncio.Queue[T | _Failure | _End | Heartbeat] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     last_item_at = loop.time()
+    heartbeat_queued = False
 
     async def pump() -> None:
         try:
@@ -240,11 +243,12 @@ async def with_heartbeats(
         else:
             queue.put_nowait(_END)
 
-    timer: asyncio.TimerHandle | None = None
+    timer: asyncio.TimerHandle
 
     def tick() -> None:
-        nonlocal timer
-        if loop.time() - last_item_at >= interval * 0.99:
+        nonlocal timer, heartbeat_queued
+        if not heartbeat_queued and loop.time() - last_item_at >= interval * 0.99:
+            heartbeat_queued = True
             queue.put_nowait(HEARTBEAT)
         timer = loop.call_later(interval, tick)
 
@@ -257,10 +261,12 @@ async def with_heartbeats(
             while True:
                 if isinstance(item, _End | _Failure):
                     break
-                if not isinstance(item, Heartbeat):
+                if isinstance(item, Heartbeat):
+                    heartbeat_queued = False
+                    if not batch:
+                        break
+                else:
                     batch.append(item)
-                elif not batch:
-                    break
                 if queue.empty():
                     break
                 item = queue.get_nowait()
@@ -274,8 +280,8 @@ async def with_heartbeats(
             if isinstance(item, _Failure):
                 raise item.error
     finally:
-        if timer is not None:
-            source.cancel()
+        timer.cancel()
+        source.cancel()
         pump_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await pump_task

@@ -75,3 +75,51 @@ async def test_items_that_arrived_together_come_as_one_batch() -> None:
 
 def test_events_are_compact_json_data_lines() -> None:
     assert sse_event({"response": "Grüße"}) == 'data: {"response":"Grüße"}\n\n'.encode()
+
+
+class Leftovers:
+    """What the running loop holds beyond a baseline: pending timers and other tasks."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.baseline = self._now()
+
+    def _now(self) -> tuple[int, set[asyncio.Task[object]]]:
+        scheduled: list[asyncio.TimerHandle] = self.loop._scheduled  # type: ignore[attr-defined]
+        timers = sum(1 for handle in scheduled if not handle.cancelled())
+        return timers, asyncio.all_tasks() - {asyncio.current_task()}
+
+    async def after(self, settle: float = 0.05) -> tuple[int, set[asyncio.Task[object]]]:
+        """(timers, tasks) added since the baseline, once callbacks due now have run."""
+        await asyncio.sleep(settle)
+        timers, tasks = self._now()
+        return timers - self.baseline[0], tasks - self.baseline[1]
+
+
+async def test_a_completed_stream_leaves_no_timer_or_task() -> None:
+    leftovers = Leftovers()
+    await flat(with_heartbeats(SlowTokens([0.0, 0.03, 0.0]), 0.01))
+    assert await leftovers.after() == (0, set())
+
+
+async def test_a_stream_closed_mid_way_leaves_no_timer_or_task() -> None:
+    leftovers = Leftovers()
+    stream = with_heartbeats(SlowTokens([0.0, 10.0]), 0.01)
+    assert await anext(stream) == [0]
+    await stream.aclose()
+    assert await leftovers.after() == (0, set())
+
+
+async def test_a_stream_failed_by_its_source_leaves_no_timer_or_task() -> None:
+    leftovers = Leftovers()
+    stream = with_heartbeats(SlowTokens([0.0, 0.03], fail_after=1), 0.01)
+    with pytest.raises(RuntimeError, match="backend died"):
+        await flat(stream)
+    assert await leftovers.after() == (0, set())
+
+
+async def test_a_reader_that_stops_reading_gets_one_heartbeat_not_one_per_interval() -> None:
+    stream = with_heartbeats(SlowTokens([0.0, 0.1]), 0.01)
+    assert await anext(stream) == [0]
+    await asyncio.sleep(0.2)
+    assert [batch async for batch in stream] == [HEARTBEAT, [1]]
