@@ -64,3 +64,11 @@ def triton_restarted_if_it_crashed(request: pytest.FixtureRequest) -> None:
             if httpx.get(f"{base_url}/readyz", timeout=5).status_code == 200:
                 return
             time.sleep(0.25)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs the session's tritonserver, directly or through a fixture such
+    as `gateway`, carries the `triton` marker, so `-m "not triton"` never starts Triton."""
+    for item in items:
+        if "triton" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.triton)

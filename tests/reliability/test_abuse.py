@@ -3,8 +3,6 @@ half-written, and the gateway goes on serving (checked after every test)."""
 
 from __future__ import annotations
 
-import http.client
-import socket
 import uuid
 from collections.abc import Iterable, Iterator
 
@@ -13,6 +11,7 @@ import pytest
 
 from tests.accounting import INT8, bearer, new_account, run, run_url, wait_for_records
 from tests.gateway_fixtures import GatewayFactory, GatewayProcess
+from tests.raw_http import raw_request
 
 pytestmark = pytest.mark.triton
 
@@ -33,24 +32,6 @@ def the_gateway_keeps_serving(gateway: GatewayProcess, account: tuple[str, str])
 
 def client(gateway: GatewayProcess) -> httpx.Client:
     return httpx.Client(base_url=gateway.base_url, timeout=TIMEOUT)
-
-
-def raw_request(
-    gateway: GatewayProcess, method: str, target: str, headers: dict[str, str], body: bytes = b""
-) -> httpx.Response:
-    """The request target sent byte for byte (an HTTP client would normalize `..` and refuse
-    control characters), the reply parsed by `http.client`. A Content-Length is added for a
-    body."""
-    host, port = gateway.base_url.removeprefix("http://").split(":")
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Connection: close"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    if body:
-        lines.append(f"Content-Length: {len(body)}")
-    with socket.create_connection((host, int(port)), timeout=TIMEOUT) as connection:
-        connection.sendall("\r\n".join([*lines, "", ""]).encode() + body)
-        reply = http.client.HTTPResponse(connection)
-        reply.begin()
-        return httpx.Response(reply.status, headers=reply.getheaders(), content=reply.read())
 
 
 def assert_refused(reply: httpx.Response, status: int, code: int | None = None) -> str:
