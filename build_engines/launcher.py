@@ -13,9 +13,12 @@ generated `model.py` files put on `sys.path` (the stub's interpreter is isolated
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import importlib.util
+import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -25,16 +28,22 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+from build_engines.tether import popen_tethered
 
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 class TritonLaunchError(RuntimeError):
     pass
+
+
+class TritonGaveUp(TritonLaunchError):
+    """The server kept exiting: restarting it again would only hide the fault."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,52 @@ def free_port() -> int:
         return port
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on `host:port`: nothing listens there.
+
+    `SO_REUSEADDR`, as servers set it, so closed connections lingering in TIME_WAIT (a
+    crashed Triton's) do not count.
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError:
+            return False
+        return True
+
+
+@dataclass
+class RestartBackoff:
+    """How `TritonServer.restart_if_exited` paces a server that keeps exiting.
+
+    The first exit in `window` seconds restarts at once (a test session or an operator waits
+    for nothing); the next waits `base_delay`, each further one twice as long, up to
+    `max_delay`; the exit after `limit` restarts in the window gives up.
+    """
+
+    limit: int = 5
+    window: float = 300.0
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    exits: collections.deque[float] = field(default_factory=collections.deque, init=False)
+
+    def delay_after_exit(self, describe: str) -> float:
+        """Record an exit; the pause before the restart, or `TritonGaveUp`."""
+        now = time.monotonic()
+        while self.exits and self.exits[0] <= now - self.window:
+            self.exits.popleft()
+        self.exits.append(now)
+        earlier = len(self.exits) - 1
+        if earlier >= self.limit:
+            raise TritonGaveUp(
+                f"giving up: tritonserver exited {len(self.exits)} times in "
+                f"{self.window:.0f} s (restart limit {self.limit}; {describe})"
+            )
+        return 0.0 if earlier == 0 else min(self.max_delay, self.base_delay * 2 ** (earlier - 1))
+
+
 @dataclass
 class TritonServer:
     """A `tritonserver` process; use as a context manager or call `start()`/`stop()`."""
@@ -119,7 +174,10 @@ class TritonServer:
     models: Sequence[str] = ()
     extra_args: Sequence[str] = ()
     cache_dir: Path = Path("var") / "triton"
+    restarts: RestartBackoff = field(default_factory=RestartBackoff)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    server_id: str = field(default="", init=False)
+    """Unique per start (`--id`): readiness checks that the server answering is this one."""
 
     @property
     def grpc_url(self) -> str:
@@ -133,9 +191,29 @@ class TritonServer:
     def metrics_url(self) -> str:
         return f"http://{self.host}:{self.metrics_port}/metrics"
 
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"http": self.http_port, "grpc": self.grpc_port, "metrics": self.metrics_port}
+
+    def ensure_ports_free(self) -> None:
+        """Refuse ports something already listens on: a tritonserver left running there
+        would answer for this one."""
+        taken = [f"{self.host}:{port} ({name})" for name, port in self.ports.items()
+                 if not port_is_free(self.host, port)]  # fmt: skip
+        if taken:
+            raise TritonLaunchError(
+                f"tritonserver cannot listen on {', '.join(taken)}: another server (a "
+                "tritonserver still running?) holds the port; stop it or choose other ports"
+            )
+
     def command(self, runtime: TritonRuntime) -> list[str]:
         command = [
             str(runtime.server_binary),
+            f"--id={self.server_id}",
             f"--model-repository={self.model_repository.resolve()}",
             f"--backend-directory={runtime.backend_directory(self.cache_dir.resolve())}",
             f"--http-address={self.host}",
@@ -156,13 +234,19 @@ class TritonServer:
             command += [f"--load-model={model}" for model in self.models]
         return [*command, *self.extra_args]
 
-    def start(self, timeout: float = 120.0) -> TritonServer:
+    def start(self, timeout: float = 120.0, abandon: threading.Event | None = None) -> TritonServer:
+        """Start the server and wait until it is ready; it ends when this process ends.
+
+        `abandon`, once set, stops the wait.
+        """
+        self.ensure_ports_free()
         runtime = TritonRuntime.from_installed_wheel()
         log_path = self.log_path or self.cache_dir / f"tritonserver-{self.http_port}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path
+        self.server_id = f"llm-gateway-{os.getpid()}-{secrets.token_hex(6)}"
         with log_path.open("wb") as log:
-            self.process = subprocess.Popen(
+            self.process = popen_tethered(
                 self.command(runtime),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -170,25 +254,44 @@ class TritonServer:
                 start_new_session=True,
             )
         try:
-            self.wait_ready(timeout)
+            self.wait_ready(timeout, abandon or threading.Event())
         except BaseException:
             self.stop()
             raise
         return self
 
-    def wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float, abandon: threading.Event) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise TritonLaunchError(
                     f"tritonserver exited with {self.process.returncode}:\n{self.log_tail()}"
                 )
-            if self.is_ready():
+            name = self.answering_server()
+            if name not in (None, self.server_id):
+                raise TritonLaunchError(
+                    f"port {self.http_port} answers as tritonserver {name!r}, not the one just "
+                    f"started ({self.server_id}): another server took the port"
+                )
+            if name is not None and self._models_ready():
                 return
-            time.sleep(0.2)
+            if abandon.wait(0.2):
+                raise TritonLaunchError("tritonserver start abandoned")
         raise TritonLaunchError(f"tritonserver not ready after {timeout:.0f}s:\n{self.log_tail()}")
 
+    def answering_server(self) -> str | None:
+        """The name (`--id`) of the Triton answering on the HTTP port; None if none answers."""
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/v2", timeout=2) as reply:  # noqa: S310
+                return str(json.load(reply).get("name", ""))
+        except (urllib.error.URLError, OSError, ValueError, AttributeError):
+            return None
+
     def is_ready(self) -> bool:
+        """Whether this server (not another on its port) has every model ready."""
+        return self.answering_server() == self.server_id and self._models_ready()
+
+    def _models_ready(self) -> bool:
         try:
             ready_url = f"{self.http_url}/v2/health/ready"
             with urllib.request.urlopen(ready_url, timeout=2) as reply:  # noqa: S310 (http only)
@@ -215,20 +318,28 @@ class TritonServer:
             os.killpg(self.process.pid, signal.SIGKILL)
             return self.process.wait()
 
-    def restart_if_exited(self, timeout: float = 120.0) -> int | None:
+    def restart_if_exited(
+        self, timeout: float = 120.0, abandon: threading.Event | None = None
+    ) -> int | None:
         """Start the server again on the same ports if its process has exited, as Kubernetes
-        restarts a crashed pod; its exit code, or None if it was running.
+        restarts a crashed pod; its exit code, or None if it was running (or `abandon` was
+        set before it could restart).
 
         Triton 24.10 (the wheel's) can segfault when a gRPC cancellation races a request's
         end (fixed upstream in 24.12/25.x, triton-inference-server/server#7840 and #8034).
-        The previous log is kept beside the new one.
+        Repeated exits back off, then raise `TritonGaveUp` (see `RestartBackoff`). The
+        previous log is kept beside the new one.
         """
         if self.process is None or self.process.poll() is None:
             return None
         code = self.process.returncode
+        delay = self.restarts.delay_after_exit(f"last exit {code}, log {self.log_path}")
+        abandon = abandon or threading.Event()
+        if abandon.wait(delay):
+            return None
         if self.log_path is not None and self.log_path.exists():
             self.log_path.replace(self.log_path.with_suffix(f".exited-{time.time_ns()}.log"))
-        self.start(timeout)
+        self.start(timeout, abandon)
         return code
 
     def __enter__(self) -> TritonServer:
@@ -244,17 +355,29 @@ class TritonServer:
 
 
 @contextlib.contextmanager
-def restarted_when_it_exits(server: TritonServer, interval: float = 1.0) -> Iterator[None]:
-    """Watch `server` from a thread and restart it whenever its process exits on its own."""
+def restarted_when_it_exits(
+    server: TritonServer,
+    interval: float = 1.0,
+    on_give_up: Callable[[TritonGaveUp], object] = lambda _: None,
+) -> Iterator[None]:
+    """Watch `server` from a thread and restart it whenever its process exits on its own;
+    when the restarts give up, the watch ends and `on_give_up` hears why."""
     leaving = threading.Event()
 
     def watch() -> None:
         while not leaving.wait(interval):
-            with contextlib.suppress(TritonLaunchError):
-                code = server.restart_if_exited()
-                if code is not None:
-                    print(f"tritonserver exited ({code}); restarted, log {server.log_path}",
-                          file=sys.stderr, flush=True)  # fmt: skip
+            try:
+                code = server.restart_if_exited(abandon=leaving)
+            except TritonGaveUp as error:
+                on_give_up(error)
+                return
+            except TritonLaunchError as error:
+                if not leaving.is_set():
+                    print(f"tritonserver restart failed: {error}", file=sys.stderr, flush=True)
+                continue
+            if code is not None:
+                print(f"tritonserver exited ({code}); restarted (pid {server.pid}), "
+                      f"log {server.log_path}", file=sys.stderr, flush=True)  # fmt: skip
 
     watcher = threading.Thread(target=watch, name="tritonserver-watch", daemon=True)
     watcher.start()
@@ -291,24 +414,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         models=args.model,
         log_path=args.log_file,
     )
-    stop_requested = False
-
-    def request_stop(signum: int, frame: object) -> None:
-        nonlocal stop_requested
-        stop_requested = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    server.start()
-    print(
-        f"tritonserver ready: http {server.http_url}, grpc {server.grpc_url}, "
-        f"metrics {server.metrics_url}, log {server.log_path}",
-        flush=True,
-    )
-    while not stop_requested and server.process is not None and server.process.poll() is None:
-        time.sleep(0.5)
-    code = server.stop()
-    return 0 if stop_requested else (code or 1)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops it as Ctrl-C does
+    try:
+        server.start()
+        print(
+            f"tritonserver ready (pid {server.pid}): http {server.http_url}, "
+            f"grpc {server.grpc_url}, metrics {server.metrics_url}, log {server.log_path}",
+            flush=True,
+        )
+        while server.process is not None and server.process.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        server.stop()
+        return 0
+    except TritonLaunchError as error:
+        print(f"triton-launch: {error}", file=sys.stderr)
+        return 1
+    return server.stop() or 1
 
 
 if __name__ == "__main__":

@@ -2,26 +2,37 @@
 
 Builds the CPU model repository if it is missing, migrates the SQLite database, starts
 `tritonserver` and the gateway, creates a demo account and token, and prints a curl line.
+SIGTERM stops it as Ctrl-C does: the gateway drains, then Triton stops, and it exits 0;
+Triton also ends if `gateway up` is killed outright. A Triton that keeps exiting ends it
+with status 1.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
+import signal
+import sys
 from urllib.parse import urlparse
 
 import uvicorn
 
 from build_engines.cli import main as build_engines_main
-from build_engines.launcher import TritonServer, restarted_when_it_exits
+from build_engines.launcher import (
+    RestartBackoff,
+    TritonGaveUp,
+    TritonLaunchError,
+    TritonServer,
+    port_is_free,
+    restarted_when_it_exits,
+)
 from build_engines.spec import ENGINE_SPECS
 from gateway.accounts.service import AccountService
 from gateway.cli import run_in_session
 from gateway.db import migrate
 from gateway.inference.catalog import twin_catalog
 from gateway.server import uvicorn_config
-from gateway.settings import get_settings
+from gateway.settings import TritonSettings, get_settings
 from gateway.tokens.schemas import TokenCreated
 from gateway.tokens.service import TokenService
 
@@ -29,11 +40,29 @@ DEMO_ACCOUNT = "demo"
 
 
 def up(host: str | None = None, port: int | None = None) -> int:
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return _up(host, port)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM; uvicorn re-raises it once it has drained
+        return 0
+    except TritonLaunchError as error:
+        print(f"gateway up: {error}", file=sys.stderr)
+        return 1
+
+
+def _up(host: str | None, port: int | None) -> int:
     if not os.environ.get("GATEWAY_ADMIN_TOKEN"):
         os.environ["GATEWAY_ADMIN_TOKEN"] = secrets.token_urlsafe(32)
         print(f"admin token (generated): {os.environ['GATEWAY_ADMIN_TOKEN']}")
     settings = get_settings()
     repository = settings.triton.model_repository
+    triton = _triton_server(settings.triton)
+    config = uvicorn_config(host, port)
+    triton.ensure_ports_free()
+    if not port_is_free(config.host, config.port):
+        print(f"gateway up: the gateway cannot listen on {config.host}:{config.port}: "
+              "another server holds the port", file=sys.stderr)  # fmt: skip
+        return 1
     if not all(
         (repository / spec.triton_model("tensorrt_llm")).is_dir() for spec in ENGINE_SPECS.values()
     ):
@@ -41,30 +70,44 @@ def up(host: str | None = None, port: int | None = None) -> int:
     migrate.upgrade(settings.database.url)
     account_id, token = _demo_credentials()
 
-    grpc = urlparse(f"grpc://{settings.triton.grpc_url}")
-    http = urlparse(settings.triton.http_url)
-    triton = TritonServer(
-        repository,
-        grpc_port=grpc.port or 8001,
-        http_port=http.port or 8000,
-        metrics_port=(http.port or 8000) + 2,
-    )
+    gateway = uvicorn.Server(config)
+    gave_up: list[TritonGaveUp] = []
+
+    def give_up(error: TritonGaveUp) -> None:
+        gave_up.append(error)
+        gateway.should_exit = True
+
     print("starting tritonserver …", flush=True)
-    with triton, restarted_when_it_exits(triton):
-        config = uvicorn_config(host, port)
+    with triton, restarted_when_it_exits(triton, on_give_up=give_up):
         model = twin_catalog(repository).entries[0].name
         base_url = f"http://{config.host}:{config.port}"
         print(
-            f"\ntritonserver ready (log: {triton.log_path}); gateway on {base_url}\n"
+            f"\ntritonserver ready (pid {triton.pid}, log: {triton.log_path}); "
+            f"gateway on {base_url}\n"
             "Stream tokens with:\n\n"
             f"  curl -N {base_url}/client/v4/accounts/{account_id}/ai/run/{model} \\\n"
             f"    -H 'Authorization: Bearer {token.token}' -H 'Content-Type: application/json' \\\n"
             '    -d \'{"prompt": "Tell me a story about the sea", "stream": true}\'\n',
             flush=True,
         )
-        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once drained
-            uvicorn.Server(config).run()
+        gateway.run()
+    if gave_up:
+        raise gave_up[0]
     return 0
+
+
+def _triton_server(settings: TritonSettings) -> TritonServer:
+    grpc = urlparse(f"grpc://{settings.grpc_url}")
+    http = urlparse(settings.http_url)
+    return TritonServer(
+        settings.model_repository,
+        grpc_port=grpc.port or 8001,
+        http_port=http.port or 8000,
+        metrics_port=(http.port or 8000) + 2,
+        restarts=RestartBackoff(
+            limit=settings.restart_limit, window=settings.restart_window_seconds
+        ),
+    )
 
 
 def _demo_credentials() -> tuple[str, TokenCreated]:

@@ -37,6 +37,13 @@ class TritonSettings(_EnvGroup):
     """Local model repository; the default catalog reads the twins' tokenizers from it."""
     catalog_file: Path | None = Field(None, alias="GATEWAY_CATALOG_FILE")
     """JSON model catalog (see deploy/catalog.production.json); unset: the two CPU twins."""
+    restart_limit: int = Field(5, ge=0, alias="GATEWAY_TRITON_RESTART_LIMIT")
+    """`gateway up` restarts a tritonserver that exits at most this many times per window
+    (waiting 0 s, 1 s, 2 s, … up to 30 s between), then exits with status 1."""
+    restart_window_seconds: float = Field(
+        300.0, gt=0, alias="GATEWAY_TRITON_RESTART_WINDOW_SECONDS"
+    )
+    """The window `GATEWAY_TRITON_RESTART_LIMIT` counts restarts in."""
 
 
 class ServerSettings(_EnvGroup):

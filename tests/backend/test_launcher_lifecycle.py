@@ -1,0 +1,125 @@
+"""`TritonServer`'s own guarantees: readiness is its own server's, a server started from a
+passing thread outlives the thread, busy ports are refused, and restarts back off then stop."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from build_engines.launcher import (
+    RestartBackoff,
+    TritonGaveUp,
+    TritonLaunchError,
+    TritonServer,
+    free_port,
+    port_is_free,
+)
+
+
+def server_on_free_ports(repository: Path, log_dir: Path) -> TritonServer:
+    return TritonServer(
+        repository,
+        http_port=free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
+        log_path=log_dir / f"tritonserver-{time.monotonic_ns()}.log",
+    )
+
+
+@pytest.fixture
+def empty_repository(tmp_path: Path) -> Path:
+    """No models: a tritonserver that is ready in about a second."""
+    repository = tmp_path / "model_repository"
+    repository.mkdir()
+    return repository
+
+
+@pytest.mark.triton
+def test_readiness_is_only_the_launched_servers_own(empty_repository: Path, tmp_path: Path) -> None:
+    with server_on_free_ports(empty_repository, tmp_path) as running:
+        same_ports = TritonServer(
+            empty_repository,
+            http_port=running.http_port,
+            grpc_port=running.grpc_port,
+            metrics_port=running.metrics_port,
+        )
+        assert running.is_ready()
+        assert not same_ports.is_ready()
+
+
+@pytest.mark.triton
+def test_starting_on_ports_a_tritonserver_holds_is_refused(
+    empty_repository: Path, tmp_path: Path
+) -> None:
+    with server_on_free_ports(empty_repository, tmp_path) as running:
+        second = TritonServer(
+            empty_repository,
+            http_port=free_port(),
+            grpc_port=running.grpc_port,
+            metrics_port=free_port(),
+            log_path=tmp_path / "second.log",
+        )
+        with pytest.raises(TritonLaunchError, match=rf"127\.0\.0\.1:{running.grpc_port} \(grpc\)"):
+            second.start()
+        assert second.process is None
+        assert running.is_ready()
+
+
+@pytest.mark.triton
+def test_a_tritonserver_started_from_a_thread_outlives_the_thread(
+    empty_repository: Path, tmp_path: Path
+) -> None:
+    """The parent-death signal follows the forking thread, not the process: a restart from a
+    watcher thread must not end when that thread does."""
+    server = server_on_free_ports(empty_repository, tmp_path)
+    starter = threading.Thread(target=server.start)
+    starter.start()
+    starter.join()
+    try:
+        time.sleep(1.0)
+        assert server.process is not None
+        assert server.process.poll() is None
+        assert server.is_ready()
+    finally:
+        server.stop()
+
+
+def test_a_port_left_in_time_wait_by_a_closed_server_is_free() -> None:
+    """A crashed Triton leaves its closed connections in TIME_WAIT; its restart must not fail."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = listener.accept()
+        accepted.close()  # the server side closes first: it holds the TIME_WAIT
+    client.close()
+    assert port_is_free("127.0.0.1", port)
+
+
+def test_a_port_something_listens_on_is_not_free() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        assert not port_is_free("127.0.0.1", listener.getsockname()[1])
+
+
+def test_restarts_wait_nothing_first_then_twice_as_long_each_time_up_to_the_cap() -> None:
+    backoff = RestartBackoff(limit=5, window=60, base_delay=1.0, max_delay=3.0)
+    delays = [backoff.delay_after_exit("exit") for _ in range(5)]
+    assert delays == [0.0, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_the_exit_after_the_restart_limit_gives_up_with_the_reason() -> None:
+    backoff = RestartBackoff(limit=2, window=60)
+    backoff.delay_after_exit("first")
+    backoff.delay_after_exit("second")
+    with pytest.raises(TritonGaveUp, match=r"exited 3 times in 60 s \(restart limit 2; exit -9"):
+        backoff.delay_after_exit("exit -9")
+
+
+def test_exits_older_than_the_window_no_longer_count() -> None:
+    backoff = RestartBackoff(limit=1, window=0.2)
+    backoff.delay_after_exit("long ago")
+    time.sleep(0.3)
+    assert backoff.delay_after_exit("now") == 0.0
