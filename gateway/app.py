@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         metrics=metrics,
     )
+    limits = LimitsPlugin(settings.limits, settings.redis_url, settings.redis, database, metrics)
     admin = Router(
         path="/admin/v1",
         route_handlers=[
@@ -68,13 +69,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             admin,
             TokenVerifyController,
-            health_controller({"database": database.ready, "triton": inference.ready}),
+            health_controller(
+                {"database": database.ready, "triton": inference.ready, **limits.readiness_checks},
+                limits.degradable_checks,
+            ),
             metrics_handler(metrics),
         ],
         plugins=[
             database,
             UsagePlugin(settings.usage, database, metrics),
-            LimitsPlugin(settings.limits, settings.redis_url, database, metrics),
+            limits,
             inference,
         ],
         dependencies={

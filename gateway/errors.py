@@ -14,6 +14,7 @@ Codes follow Workers AI where it has one; the rest are this gateway's own:
 | 413 | 3006 | request too large |
 | 500 | 1000 | internal error (logged, never detailed to the client) |
 | 503 | 1001 | the database is unreachable (retry) |
+| 503 | 1002 | the limits' store (Redis) is unreachable (retry) |
 
 Inference adds its own in `gateway/inference/errors.py`.
 """
@@ -57,6 +58,7 @@ CONFLICT = 7004
 TOO_LARGE = 3006
 INTERNAL = 1000
 DATABASE_UNAVAILABLE = 1001
+LIMITS_UNAVAILABLE = 1002
 
 
 class ApiError(Exception):

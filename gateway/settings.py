@@ -102,6 +102,24 @@ class LimitSettings(_EnvGroup):
     monthly_tokens: int = Field(0, ge=0, alias="GATEWAY_LIMIT_MONTHLY_TOKENS")
     cache_seconds: float = Field(5.0, ge=0, alias="GATEWAY_LIMIT_CACHE_SECONDS")
     """How long a replica keeps an account's limits before reading them again."""
+    local_fallback: bool = Field(False, alias="GATEWAY_LIMIT_LOCAL_FALLBACK")
+    """While Redis is down, admit runs against this replica's own counters (each replica then
+    grants a whole budget) instead of refusing them with 503; off: a budget is a budget."""
+
+
+class RedisSettings(_EnvGroup):
+    """The Redis client behind shared limits: a dead or stalled Redis fails fast, not hangs."""
+
+    connect_timeout_seconds: float = Field(0.5, gt=0, alias="REDIS_CONNECT_TIMEOUT_SECONDS")
+    socket_timeout_seconds: float = Field(1.0, gt=0, alias="REDIS_SOCKET_TIMEOUT_SECONDS")
+    """Longest wait for one reply; a timed-out command is not retried (it may have run)."""
+    retries: int = Field(1, ge=0, le=5, alias="REDIS_RETRIES")
+    """Retries, without backoff, of a command whose connection broke (a Redis that came back
+    leaves stale pooled connections behind)."""
+    health_check_interval_seconds: float = Field(
+        5.0, ge=0, alias="REDIS_HEALTH_CHECK_INTERVAL_SECONDS"
+    )
+    """A pooled connection idle this long is pinged before it is used; 0: never."""
 
 
 class MetricsSettings(_EnvGroup):
@@ -116,6 +134,7 @@ class Settings(_EnvGroup):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     usage: UsageSettings = Field(default_factory=UsageSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     redis_url: str | None = Field(None, alias="REDIS_URL")
     """Shared state of several replicas (rate limits); unset: in-process state."""

@@ -1,10 +1,15 @@
-"""`/healthz`: the process answers. `/readyz`: the database and every model answer too."""
+"""`/healthz`: the process answers. `/readyz`: the database and every model answer too (and
+Redis, when limits live there).
+
+A degradable check (Redis, when a replica may fall back to its own limits) that fails leaves
+the replica serving: `/readyz` answers 200 with `status: degraded` and names it in `checks`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 
 import msgspec
 from litestar import Controller, Response, get
@@ -30,7 +35,9 @@ async def _passes(check: ReadinessCheck) -> bool:
         return False
 
 
-def health_controller(checks: Mapping[str, ReadinessCheck]) -> type[Controller]:
+def health_controller(
+    checks: Mapping[str, ReadinessCheck], degradable: Collection[str] = ()
+) -> type[Controller]:
     class HealthController(Controller):
         tags = ["Health"]  # noqa: RUF012
         include_in_schema = True
@@ -44,9 +51,12 @@ def health_controller(checks: Mapping[str, ReadinessCheck]) -> type[Controller]:
             names = list(checks)
             results = await asyncio.gather(*(_passes(checks[name]) for name in names))
             outcome = dict(zip(names, results, strict=True))
-            if all(results):
+            failing = [name for name, passed in outcome.items() if not passed]
+            if not failing:
                 return Response(Health(status="ready", checks=outcome))
-            failed = ", ".join(name for name, passed in outcome.items() if not passed)
+            if all(name in degradable for name in failing):
+                return Response(Health(status="degraded", checks=outcome))
+            failed = ", ".join(failing)
             return Response(
                 ErrorEnvelope(errors=[ErrorDetail(NOT_READY, f"Not ready: {failed}")]),
                 status_code=503,

@@ -9,12 +9,29 @@ from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.db.engine import DatabasePlugin
+from gateway.health.routes import ReadinessCheck
+from gateway.limits.metrics import LimitStoreMetrics
 from gateway.limits.service import LimitsService
 from gateway.limits.store import LimitStore, MemoryLimitStore, RedisLimitStore
 from gateway.metrics.registry import GatewayMetrics
-from gateway.settings import LimitSettings
+from gateway.settings import LimitSettings, RedisSettings
+
+
+def redis_client(url: str, settings: RedisSettings) -> Redis:
+    """Bounded waits everywhere: redis-py's defaults have no timeouts and retry ten times."""
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=settings.connect_timeout_seconds,
+        socket_timeout=settings.socket_timeout_seconds,
+        health_check_interval=settings.health_check_interval_seconds,
+        retry=Retry(NoBackoff(), settings.retries, supported_errors=(RedisConnectionError,)),
+    )
 
 
 class LimitsPlugin(InitPluginProtocol):
@@ -22,13 +39,16 @@ class LimitsPlugin(InitPluginProtocol):
         self,
         settings: LimitSettings,
         redis_url: str | None,
+        redis_settings: RedisSettings,
         database: DatabasePlugin,
         metrics: GatewayMetrics,
     ) -> None:
         self._settings = settings
         self._redis_url = redis_url
+        self._redis_settings = redis_settings
         self._database = database
         self._metrics = metrics
+        self._store_metrics = LimitStoreMetrics(metrics.registry)
         self._service: LimitsService | None = None
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
@@ -39,9 +59,13 @@ class LimitsPlugin(InitPluginProtocol):
     @asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
         store: LimitStore = (
-            RedisLimitStore(self._redis_url) if self._redis_url else MemoryLimitStore()
+            RedisLimitStore(redis_client(self._redis_url, self._redis_settings))
+            if self._redis_url
+            else MemoryLimitStore()
         )
-        self._service = LimitsService(store, self._settings, self._database.sessions, self._metrics)
+        self._service = LimitsService(
+            store, self._settings, self._database.sessions, self._metrics, self._store_metrics
+        )
         try:
             yield
         finally:
@@ -52,3 +76,20 @@ class LimitsPlugin(InitPluginProtocol):
         if self._service is None:
             raise RuntimeError("limits exist only while the app runs")
         return self._service
+
+    @property
+    def readiness_checks(self) -> dict[str, ReadinessCheck]:
+        """`redis` when limits live there; in-process limits have nothing to check."""
+        return {"redis": self.ready} if self._redis_url else {}
+
+    @property
+    def degradable_checks(self) -> frozenset[str]:
+        """With the local fallback on, a replica serves without Redis: degraded, not unready."""
+        return (
+            frozenset({"redis"})
+            if self._redis_url and self._settings.local_fallback
+            else frozenset()
+        )
+
+    async def ready(self) -> bool:
+        return await self.service().ready()

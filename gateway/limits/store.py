@@ -1,37 +1,87 @@
 """Counters behind the limits: in this process, or in Redis so that replicas share one budget.
 
-Every check-and-update is atomic (a Lua script in Redis, no await in between in memory): two
-requests racing for the last unit of a budget cannot both get it.
+A store answers an admission and a settlement in one step each: in Redis one Lua script (one
+round trip, atomic), in memory one call with no await inside. Two requests racing for the
+last unit of a budget cannot both get it, and a refused admission changes nothing.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+REDIS_OUTAGES = (RedisConnectionError, RedisTimeoutError)
+"""What redis-py raises when Redis is down, stalled or goes away mid-command (its
+ConnectionError is not the builtin one; BusyLoadingError, a Redis still loading, is one)."""
+MUST_EXIST = -1
+"""A budget's `seed` when its counter must be seeded by the caller if it does not exist."""
+MAX_CARRIED_RELEASES = 100
+MAX_UNRELEASED = 10_000
+
+
+class StoreUnavailable(Exception):
+    """The shared store did not answer (down, unreachable or too slow)."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Charge `amount` to the counter `key` unless its total would pass `limit`."""
+
+    key: str
+    amount: int
+    limit: int
+    ttl_seconds: float
+    seed: int | None = None
+    """None: a missing counter starts at 0. MUST_EXIST: the admission answers `unseeded`.
+    Otherwise a missing counter starts at this value."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A place among at most `limit` live members of `key`, until `seconds` from now."""
+
+    key: str
+    member: str
+    limit: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """`used`: each budget's count before this admission, up to the one that refused."""
+
+    refused_at: int | None
+    """Index of the refusing budget (len(budgets): the lease); None: admitted."""
+    used: tuple[int, ...]
+    lease_size: int = 0
+    unseeded: int | None = None
+    """Index of a MUST_EXIST budget whose counter does not exist; nothing was charged."""
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """Add `delta` to each of `keys` that still exists (never below 0); release `lease`."""
+
+    keys: tuple[str, ...]
+    delta: int
+    lease: tuple[str, str] | None
 
 
 class LimitStore(Protocol):
-    async def consume(self, key: str, amount: int, limit: int, ttl_seconds: float) -> int | None:
-        """Add `amount` unless the total would pass `limit`: the new total, or None (refused)."""
+    async def admit(self, budgets: Sequence[Budget], lease: Lease | None) -> Verdict:
+        """Charge every budget and take the lease, or (one refuses) change nothing."""
         ...
 
-    async def adjust(self, key: str, delta: int) -> None:
-        """Correct a live counter (a reservation settled to what was used)."""
-        ...
+    async def settle(self, settlement: Settlement) -> None: ...
 
-    async def seed(self, key: str, value: int, ttl_seconds: float) -> None:
-        """Set a counter that does not exist yet (another replica may have set it first)."""
-        ...
-
-    async def exists(self, key: str) -> bool: ...
-
-    async def acquire(self, key: str, member: str, limit: int, lease_seconds: float) -> int | None:
-        """Join a set of at most `limit` live members: the new size, or None (full)."""
-        ...
-
-    async def release(self, key: str, member: str) -> None: ...
+    async def ping(self) -> bool: ...
 
     async def close(self) -> None: ...
 
@@ -52,116 +102,198 @@ class MemoryLimitStore:
             return None
         return entry[0]
 
-    async def consume(self, key: str, amount: int, limit: int, ttl_seconds: float) -> int | None:
-        used = self._live(key)
-        total = (used or 0) + amount
-        if total > limit:
-            return None
-        expires = self._counters[key][1] if used is not None else time.time() + ttl_seconds
-        self._counters[key] = (total, expires)
-        if len(self._counters) > 10_000:
-            self._sweep()
-        return total
-
-    async def adjust(self, key: str, delta: int) -> None:
-        used = self._live(key)
-        if used is not None:
-            self._counters[key] = (max(0, used + delta), self._counters[key][1])
-
-    async def seed(self, key: str, value: int, ttl_seconds: float) -> None:
-        if self._live(key) is None:
-            self._counters[key] = (value, time.time() + ttl_seconds)
-
-    async def exists(self, key: str) -> bool:
-        return self._live(key) is not None
-
-    async def acquire(self, key: str, member: str, limit: int, lease_seconds: float) -> int | None:
+    async def admit(self, budgets: Sequence[Budget], lease: Lease | None) -> Verdict:
         now = time.time()
-        members = {m: d for m, d in self._sets.get(key, {}).items() if d > now}
-        if len(members) >= limit:
-            self._sets[key] = members
-            return None
-        members[member] = now + lease_seconds
-        self._sets[key] = members
-        return len(members)
+        used: list[int] = []
+        for index, budget in enumerate(budgets):
+            value = self._live(budget.key)
+            if value is None:
+                if budget.seed == MUST_EXIST:
+                    return Verdict(None, (), unseeded=index)
+                if budget.seed is not None:
+                    self._counters[budget.key] = (budget.seed, now + budget.ttl_seconds)
+                    value = budget.seed
+            used.append(value or 0)
+            if used[-1] + budget.amount > budget.limit:
+                return Verdict(index, tuple(used))
+        members: dict[str, float] = {}
+        if lease is not None:
+            members = {m: d for m, d in self._sets.get(lease.key, {}).items() if d > now}
+            self._sets[lease.key] = members
+            if len(members) >= lease.limit:
+                return Verdict(len(budgets), tuple(used))
+            members[lease.member] = now + lease.seconds
+        for budget, before in zip(budgets, used, strict=True):
+            live = self._counters.get(budget.key)
+            expires = live[1] if live is not None else now + budget.ttl_seconds
+            self._counters[budget.key] = (before + budget.amount, expires)
+        if len(self._counters) > 10_000:
+            self._sweep(now)
+        return Verdict(None, tuple(used), lease_size=len(members))
 
-    async def release(self, key: str, member: str) -> None:
-        members = self._sets.get(key)
-        if members is not None:
-            members.pop(member, None)
-            if not members:
-                del self._sets[key]
+    async def settle(self, settlement: Settlement) -> None:
+        for key in settlement.keys:
+            value = self._live(key)
+            if value is not None:
+                self._counters[key] = (max(0, value + settlement.delta), self._counters[key][1])
+        if settlement.lease is not None:
+            key, member = settlement.lease
+            members = self._sets.get(key)
+            if members is not None:
+                members.pop(member, None)
+                if not members:
+                    del self._sets[key]
+
+    async def ping(self) -> bool:
+        return True
 
     async def close(self) -> None:
         pass
 
-    def _sweep(self) -> None:
-        now = time.time()
+    def _sweep(self, now: float) -> None:
         for key in [k for k, (_, expires) in self._counters.items() if expires <= now]:
             del self._counters[key]
 
 
-_CONSUME = """
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-local amount = tonumber(ARGV[1])
-if used + amount > tonumber(ARGV[2]) then return -1 end
-used = redis.call('INCRBY', KEYS[1], amount)
-if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-return used
-"""
-
-_ADJUST = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local used = redis.call('INCRBY', KEYS[1], ARGV[1])
-  if used < 0 then redis.call('SET', KEYS[1], 0, 'KEEPTTL') end
+_RELEASE_CARRIED = """
+local carried = tonumber(ARGV[1])
+for i = 1, carried do
+  redis.call('ZREM', KEYS[#KEYS - carried + i], ARGV[#ARGV - carried + i])
 end
+"""
+"""Both scripts first release leases whose settlement could not reach Redis: the last
+`carried` keys and arguments."""
+
+_ADMIT = (
+    _RELEASE_CARRIED
+    + """
+local n = tonumber(ARGV[2])
+local leased = ARGV[3] == '1'
+local used = {}
+for i = 1, n do
+  local at = 4 + 4 * (i - 1)
+  local value = redis.call('GET', KEYS[i])
+  if not value then
+    local seed = tonumber(ARGV[at + 3])
+    if seed == -1 then return {2, i - 1} end
+    if seed ~= nil then
+      redis.call('SET', KEYS[i], seed, 'PX', ARGV[at + 2], 'NX')
+      value = seed
+    end
+  end
+  used[i] = tonumber(value or '0')
+  if used[i] + tonumber(ARGV[at]) > tonumber(ARGV[at + 1]) then
+    return {1, i - 1, unpack(used)}
+  end
+end
+local size = 0
+if leased then
+  local at = 4 + 4 * n
+  local key = KEYS[n + 1]
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[at])
+  size = redis.call('ZCARD', key)
+  if size >= tonumber(ARGV[at + 1]) then return {1, n, unpack(used)} end
+  redis.call('ZADD', key, ARGV[at + 2], ARGV[at + 3])
+  redis.call('PEXPIRE', key, ARGV[at + 4])
+  size = size + 1
+end
+for i = 1, n do
+  local at = 4 + 4 * (i - 1)
+  redis.call('INCRBY', KEYS[i], ARGV[at])
+  if redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIRE', KEYS[i], ARGV[at + 2]) end
+end
+return {0, size, unpack(used)}
+"""
+)
+
+_SETTLE = (
+    _RELEASE_CARRIED
+    + """
+local n = tonumber(ARGV[2])
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    if redis.call('INCRBY', KEYS[i], ARGV[3]) < 0 then
+      redis.call('SET', KEYS[i], 0, 'KEEPTTL')
+    end
+  end
+end
+if ARGV[4] ~= '' then redis.call('ZREM', KEYS[n + 1], ARGV[4]) end
 return 0
 """
+)
 
-_ACQUIRE = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-local size = redis.call('ZCARD', KEYS[1])
-if size >= tonumber(ARGV[2]) then return -1 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return size + 1
-"""
+
+def _millis(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
 
 
 class RedisLimitStore:
-    """Shared counters; a replica that dies holding a stream lease loses it at its deadline."""
+    """Shared counters; a replica that dies holding a stream lease loses it at its deadline.
 
-    def __init__(self, url: str) -> None:
-        self._redis: Redis = Redis.from_url(url)
-        self._consume = self._redis.register_script(_CONSUME)
-        self._adjust = self._redis.register_script(_ADJUST)
-        self._acquire = self._redis.register_script(_ACQUIRE)
+    A settlement that cannot reach Redis loses its token refund (the counters stay charged
+    with the reservation: per-minute ones expire within a minute, the monthly one is seeded
+    again from usage records if Redis lost it), but not its lease release: the next script
+    this replica runs carries it, so a short outage does not hold stream slots for an hour.
+    """
 
-    async def consume(self, key: str, amount: int, limit: int, ttl_seconds: float) -> int | None:
-        total = int(await self._consume([key], [amount, limit, max(1, int(ttl_seconds * 1000))]))
-        return None if total < 0 else total
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._admit = redis.register_script(_ADMIT)
+        self._settle = redis.register_script(_SETTLE)
+        self._unreleased: dict[tuple[str, str], None] = {}
 
-    async def adjust(self, key: str, delta: int) -> None:
-        await self._adjust([key], [delta])
+    async def admit(self, budgets: Sequence[Budget], lease: Lease | None) -> Verdict:
+        keys = [budget.key for budget in budgets]
+        args: list[str | int | float] = [len(budgets), 1 if lease else 0]
+        for budget in budgets:
+            seed = "" if budget.seed is None else budget.seed
+            args += [budget.amount, budget.limit, _millis(budget.ttl_seconds), seed]
+        if lease is not None:
+            now = time.time()
+            keys.append(lease.key)
+            args += [now, lease.limit, now + lease.seconds, lease.member, _millis(lease.seconds)]
+        reply = await self._run(self._admit, keys, args)
+        status, index, *used = (int(value) for value in reply)
+        if status == 2:
+            return Verdict(None, (), unseeded=index)
+        if status == 1:
+            return Verdict(index, tuple(used))
+        return Verdict(None, tuple(used), lease_size=index)
 
-    async def seed(self, key: str, value: int, ttl_seconds: float) -> None:
-        await self._redis.set(key, value, nx=True, px=max(1, int(ttl_seconds * 1000)))
+    async def settle(self, settlement: Settlement) -> None:
+        keys = list(settlement.keys)
+        member = ""
+        if settlement.lease is not None:
+            keys.append(settlement.lease[0])
+            member = settlement.lease[1]
+        try:
+            await self._run(self._settle, keys, [len(settlement.keys), settlement.delta, member])
+        except StoreUnavailable:
+            if settlement.lease is not None:
+                self._unreleased[settlement.lease] = None
+                while len(self._unreleased) > MAX_UNRELEASED:  # they expire by themselves
+                    del self._unreleased[next(iter(self._unreleased))]
+            raise
 
-    async def exists(self, key: str) -> bool:
-        return bool(await self._redis.exists(key))
+    async def _run(
+        self, script: AsyncScript, keys: list[str], args: list[str | int | float]
+    ) -> list[int]:
+        carried = list(self._unreleased)[:MAX_CARRIED_RELEASES]
+        keys = keys + [key for key, _ in carried]
+        args = [len(carried), *args, *(member for _, member in carried)]
+        try:
+            reply = await script(keys, args)
+        except REDIS_OUTAGES as error:
+            raise StoreUnavailable(f"Redis: {error}") from error
+        for lease in carried:
+            self._unreleased.pop(lease, None)
+        return reply if isinstance(reply, list) else [int(reply)]
 
-    async def acquire(self, key: str, member: str, limit: int, lease_seconds: float) -> int | None:
-        now = time.time()
-        size = int(
-            await self._acquire(
-                [key],
-                [now, limit, now + lease_seconds, member, max(1, int(lease_seconds * 1000))],
-            )
-        )
-        return None if size < 0 else size
-
-    async def release(self, key: str, member: str) -> None:
-        await self._redis.zrem(key, member)
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except REDIS_OUTAGES as error:
+            raise StoreUnavailable(f"Redis: {error}") from error
 
     async def close(self) -> None:
         await self._redis.aclose()
