@@ -7,7 +7,9 @@ exist only when the operator turns them on (`GATEWAY_METRICS_PER_ACCOUNT`).
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+from gateway.metrics.event_loop import pending_timers, running_tasks
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 TOKEN_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
@@ -110,6 +112,20 @@ class GatewayMetrics:
             "Usage records the database refuses to store (logged in full, not retried)",
             registry=registry,
         )
+        self.event_loop_tasks = Gauge(
+            "gateway_event_loop_tasks",
+            "Tasks on the serving event loop; back to its idle level once traffic stops",
+            registry=registry,
+        )
+        self.event_loop_tasks.set_function(running_tasks)
+        self.event_loop_timers = Gauge(
+            "gateway_event_loop_timers",
+            "Timers armed on the serving event loop; back to its idle level once traffic stops",
+            registry=registry,
+        )
+        self.event_loop_timers.set_function(pending_timers)
+        # process_open_fds, process_resident_memory_bytes, process_cpu_seconds_total, …
+        ProcessCollector(registry=registry)
 
     def know_models(self, models: list[str]) -> None:
         """Start every catalog model's series at zero, so that rates and ratios exist (and
