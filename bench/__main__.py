@@ -3,6 +3,7 @@
     python -m bench                 # 1, 64, 256 streams; unpaced and paced; + 1,000 open streams
     python -m bench --quick         # 1 and 64 streams, fewer tokens: under two minutes
     python -m bench metering        # gateway throughput with metering on vs off, same run
+    python -m bench soak            # 2,000 requests of mixed endings: what they leave behind
 
 Prints a Markdown table and writes bench/results.json.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import stack
+from bench import soak, stack
 from bench.clients import StreamTiming
 from bench.load import LoadSpec, Probe, ProbeSpec, run_load
 from bench.report import GatewayUsage, Row, markdown, row
@@ -29,12 +30,14 @@ from gateway.inference.tokenization import ModelTokenizer
 
 PROMPT = "Tell me a story about the sea"
 RESULTS = Path(__file__).parent / "results.json"
+SOAK_RESULTS = Path(__file__).parent / "soak.json"
 PATHS = ("triton_sse", "triton_grpc", "gateway_sse")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("mode", nargs="?", choices=("compare", "metering"), default="compare")
+    parser.add_argument("mode", nargs="?", choices=("compare", "metering", "soak"),
+                        default="compare")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="1 and 64 streams, short runs")
     parser.add_argument("--streams", type=lambda v: [int(s) for s in v.split(",")],
                         help="concurrent streams, e.g. 1,64,256")  # fmt: skip
@@ -53,6 +56,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--database-url", help="the gateway's database (default: SQLite)")
     parser.add_argument("--redis-url", help="the gateway's limits in Redis (default: in process)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="default: %(default)s")
+    parser.add_argument("--count", type=int, default=2000, help="soak: requests (default 2000)")
+    parser.add_argument("--concurrency", type=int, default=32,
+                        help="soak: requests at once (default 32)")  # fmt: skip
+    parser.add_argument("--keepalive", type=float, default=0.02,
+                        help="soak: the gateway's SSE keep-alive (default 0.02 s)")  # fmt: skip
+    parser.add_argument("--idle", type=float, default=10.0,
+                        help="soak: idle window whose CPU is measured (default 10 s)")  # fmt: skip
+    parser.add_argument("--settle", type=float, default=5.0,
+                        help="soak: wait after the load before the settled figures")  # fmt: skip
+    parser.add_argument("--max-seconds", type=float, default=240.0,
+                        help="soak: stop sending after this long (default 240)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
         args.streams = args.streams or [1, 64]
@@ -262,6 +276,8 @@ def metering_summary(rows: list[Row]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.mode == "soak":
+        return soak.main(args, SOAK_RESULTS if args.output == RESULTS else args.output)
     header = markdown([]).splitlines()
     print("\n".join(header), flush=True)
     run: Callable[[argparse.Namespace], list[Row]] = (

@@ -92,15 +92,17 @@ def gateway(
     metering: bool = True,
     database_url: str | None = None,
     redis_url: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Gateway]:
-    """`gateway serve` (uvicorn, uvloop, httptools) with auth, limits and metering on."""
+    """`gateway serve` (uvicorn, uvloop, httptools) with auth, limits and metering on;
+    `env` adds or overrides settings."""
     admin = secrets.token_urlsafe(32)
     port = free_port()
     run_dir = WORK_DIR / f"gateway-{name}"
     run_dir.mkdir(parents=True, exist_ok=True)
     database = run_dir / "gateway.db"
     database.unlink(missing_ok=True)
-    env = {
+    environment = {
         **os.environ,
         "DATABASE_URL": database_url or f"sqlite+aiosqlite:///{database}",
         "TRITON_GRPC_URL": triton_server.grpc_url,
@@ -113,15 +115,16 @@ def gateway(
         "GATEWAY_LIMIT_TOKENS_PER_MINUTE": "1000000000",
         "GATEWAY_LIMIT_CONCURRENT_STREAMS": "100000",
         "GATEWAY_LIMIT_MONTHLY_TOKENS": "1000000000000",
+        **(env or {}),
     }
     if redis_url:
-        env["REDIS_URL"] = redis_url
-    subprocess.run([sys.executable, "-m", "gateway", "migrate"], env=env, check=True,
+        environment["REDIS_URL"] = redis_url
+    subprocess.run([sys.executable, "-m", "gateway", "migrate"], env=environment, check=True,
                    capture_output=True)  # fmt: skip
     with (run_dir / "gateway.log").open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=environment, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
     try:
