@@ -31,8 +31,8 @@ def pending_timers() -> float:
     """Timers armed and not yet fired or cancelled (`call_later`, `call_at`, timeouts).
 
     asyncio keeps them in a heap; uvloop keeps them in libuv, where only its timer objects
-    (one per armed timer, freed when it fires or is cancelled) can be counted. Walking the
-    collector's objects skips the frozen start-up heap, so it costs little.
+    (one per armed timer, freed in the loop iteration it fires or is cancelled in) can be
+    counted. Walking the collector's objects skips the frozen start-up heap: it costs little.
     """
     loop = _running_loop()
     if loop is None:
