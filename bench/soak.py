@@ -24,9 +24,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench import stack
 
-ENDINGS = ("complete", "max_tokens_cut", "client_left", "bad_request", "plain", "plain_left")
+ENDINGS = ("complete", "max_tokens_cut", "client_left", "left_at_once", "bad_request", "plain",
+           "plain_left")  # fmt: skip
 """In turn: a stream read to `[DONE]`; one cut by a small max_tokens; one the client leaves
-after two events; a refused body (400); a non-streamed run; one the client leaves early."""
+after two events; one it leaves before any; a refused body (400); a non-streamed run; one
+the client leaves before its answer."""
 LONG = {"prompt": "Once upon a time", "max_tokens": 1500, "seed": 4}
 SHORT = {"prompt": "Tell me a story about the sea", "max_tokens": 16}
 
@@ -37,10 +39,14 @@ class ProcessState:
     tasks: int
     timers: int
     fds: int
+    scrape_ms: float
+    """How long `/metrics` took to answer (it walks the loop's timers)."""
 
 
 def process_state(gateway: stack.Gateway) -> ProcessState:
+    started = time.perf_counter()
     text = httpx.get(f"{gateway.base_url}/metrics", timeout=10).text
+    scrape_ms = (time.perf_counter() - started) * 1000
     samples = {
         sample.name: sample.value
         for family in text_string_to_metric_families(text)
@@ -52,6 +58,7 @@ def process_state(gateway: stack.Gateway) -> ProcessState:
         int(samples["gateway_event_loop_tasks"]),
         int(samples["gateway_event_loop_timers"]),
         fds,
+        round(scrape_ms, 1),
     )
 
 
@@ -94,7 +101,9 @@ class Soak:
                 await reply.read()
                 return reply.status == 400
         if ending in ("plain", "plain_left"):
-            return await self._plain(session, ending == "plain_left")
+            return await self._plain(session, {"stream": False}, ending == "plain_left")
+        if ending == "left_at_once":
+            return await self._plain(session, {"stream": True}, leave=True)
         body = {**(LONG if ending == "client_left" else SHORT), "stream": True}
         if ending == "max_tokens_cut":
             body = {**LONG, "max_tokens": 24, "stream": True}
@@ -111,15 +120,18 @@ class Soak:
                 return False
             return (await reply.read()).endswith(b"data: [DONE]\n\n")
 
-    async def _plain(self, session: aiohttp.ClientSession, leave: bool) -> bool:
-        body = {**(LONG if leave else SHORT), "stream": False}
+    async def _plain(
+        self, session: aiohttp.ClientSession, extra: dict[str, object], leave: bool
+    ) -> bool:
+        """A request read whole, or (`leave`) one the client hangs up on at once."""
+        body = {**(LONG if leave else SHORT), **extra}
         request = session.post(self.gateway.run_url, json=body, headers=self.headers)
         if not leave:
             async with request as reply:
                 await reply.read()
                 return reply.status == 200
         try:
-            async with asyncio.timeout(0.05):  # hang up before the answer is ready
+            async with asyncio.timeout(0.01):  # hang up before the answer is ready
                 async with request as reply:
                     await reply.read()
                     return False
@@ -164,11 +176,11 @@ def soak(args: argparse.Namespace) -> dict[str, object]:
 
 def markdown(result: dict[str, object]) -> str:
     states = {name: result[name] for name in ("before", "after", "settled")}
-    rows = ["| | RSS (MiB) | tasks | timers | fds |", "|---|---|---|---|---|"]
+    rows = ["| | RSS (MiB) | tasks | timers | fds | /metrics (ms) |", "|---|---|---|---|---|---|"]
     for name, state in states.items():
         assert isinstance(state, dict)
         rows.append(f"| {name} | {state['rss_kib'] / 1024:.1f} | {state['tasks']} | "
-                    f"{state['timers']} | {state['fds']} |")  # fmt: skip
+                    f"{state['timers']} | {state['fds']} | {state['scrape_ms']} |")  # fmt: skip
     return "\n".join([
         f"{result['requests']} requests in {result['load_seconds']} s: {result['outcomes']}",
         "", *rows, "",

@@ -18,7 +18,7 @@ def test_the_soak_sends_every_ending_and_reports_the_gateway_before_and_after(
     tmp_path: Path,
 ) -> None:
     output = tmp_path / "soak.json"
-    arguments = ["soak", "--count", "24", "--idle", "1", "--settle", "1", "--output"]
+    arguments = ["soak", "--count", "28", "--idle", "1", "--settle", "1", "--output"]
     done = subprocess.run(
         [sys.executable, "-m", "bench", *arguments, str(output)],
         capture_output=True,
@@ -29,7 +29,7 @@ def test_the_soak_sends_every_ending_and_reports_the_gateway_before_and_after(
     result = json.loads(output.read_text())
     assert result["outcomes"] == dict.fromkeys(ENDINGS, 4)
     for moment in ("before", "after", "settled"):
-        assert set(result[moment]) == {"rss_kib", "tasks", "timers", "fds"}
+        assert set(result[moment]) == {"rss_kib", "tasks", "timers", "fds", "scrape_ms"}
     assert result["settled"]["timers"] <= result["before"]["timers"]
     assert result["idle_cpu_seconds_after"] >= 0
     assert "| settled |" in done.stdout
