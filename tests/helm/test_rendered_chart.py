@@ -12,6 +12,7 @@ import msgspec
 import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
+from build_engines.cli import main as build_engines_main
 from gateway.inference.catalog import load_catalog
 from tests.helm.conftest import CHART, REPOSITORY, Manifests, Render, values_file
 
@@ -210,12 +211,29 @@ def test_triton_gets_a_gpu_shared_memory_and_the_model_volume(everything: Manife
         assert volumes[mounts["/models"]]["persistentVolumeClaim"]["claimName"] == claim
 
 
-def test_triton_is_ready_when_its_models_are_and_exposes_its_metrics_port(
-    everything: Manifests,
+def test_triton_is_ready_while_its_text_models_answer_and_live_until_a_stub_dies(
+    everything: Manifests, tmp_path: Path
 ) -> None:
+    """Both probes run the probe the repository writer puts in the BLS model's folder."""
+    written = tmp_path / "model_repository"
+    assert (
+        build_engines_main(["--target", "cpu", "--precision", "all", "--output", str(written)]) == 0
+    )
+    for triton in tritons(everything):
+        precision = triton["metadata"]["name"].rsplit("-", 1)[1]
+        prefix = f"llama2_7b_chat_{precision}_"
+        server = container(triton, "triton")
+        readiness = server["readinessProbe"]["exec"]["command"]
+        assert readiness[:2] == ["python3", f"/models/{prefix}bls/1/text_models/probe.py"]
+        assert (written / readiness[1].removeprefix("/models/")).is_file()
+        assert readiness[2:6] == ["--model", f"{prefix}bls", "--model", f"{prefix}ensemble"]
+        assert server["livenessProbe"]["exec"]["command"] == [*readiness, "--liveness"]
+        assert server["startupProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+
+
+def test_triton_exposes_its_metrics_port(everything: Manifests) -> None:
     for triton in tritons(everything):
         server = container(triton, "triton")
-        assert server["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
         assert {"name": "metrics", "containerPort": 8002} in server["ports"]
         service = everything.named("Service", triton["metadata"]["name"])
         assert {"name": "metrics", "port": 8002, "targetPort": "metrics"} in service["spec"][
