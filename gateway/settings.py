@@ -51,8 +51,9 @@ class ServerSettings(_EnvGroup):
     port: int = Field(8080, alias="GATEWAY_PORT")
     max_body_bytes: int = Field(1024 * 1024, alias="GATEWAY_MAX_BODY_BYTES")
     """Largest request body accepted; larger ones get 413."""
-    sse_keepalive_seconds: float = Field(15.0, alias="GATEWAY_SSE_KEEPALIVE_SECONDS")
-    """A `: keep-alive` comment goes out when a stream has been silent this long."""
+    sse_keepalive_seconds: float = Field(15.0, gt=0, alias="GATEWAY_SSE_KEEPALIVE_SECONDS")
+    """A `: keep-alive` comment goes out when a stream has been silent this long (0 would
+    re-arm its timer at once, forever: a busy loop per stream)."""
     sse_send_timeout_seconds: float = Field(30.0, gt=0, alias="GATEWAY_SSE_SEND_TIMEOUT_SECONDS")
     """A client that has not taken an event for this long is cut off (and billed what it
     was sent): a reader that stops reading cannot pin a stream, its buffers or its slot."""
