@@ -7,6 +7,9 @@ backend folder whose `triton_python_backend_stub` matches the running Python (th
 one per version); and `PYTHONPATH` naming this environment's site-packages, which the
 generated `model.py` files put on `sys.path` (the stub's interpreter is isolated).
 
+The launched server is tied to this process (see `tether.py`), refuses ports another server
+holds, and is only ready once the server answering carries this launch's `--id`.
+
     triton-launch --model-repository model_repository
 """
 
@@ -254,13 +257,15 @@ class TritonServer:
                 start_new_session=True,
             )
         try:
-            self.wait_ready(timeout, abandon or threading.Event())
+            self.wait_ready(timeout, abandon)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def wait_ready(self, timeout: float, abandon: threading.Event) -> None:
+    def wait_ready(self, timeout: float, abandon: threading.Event | None = None) -> None:
+        """Until this server (its `--id`, not whatever answers on its port) is ready."""
+        abandon = abandon or threading.Event()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
