@@ -103,10 +103,6 @@ class FinishedStreams:
         self._held: deque[tuple[int, Sequence[Any]]] = deque()
         self._tickets = itertools.count()
 
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._held)
-
     def hold(self, iterators: Sequence[Any]) -> int:
         """Keep `iterators` (all finished); the ticket to pass to `release_through`."""
         with self._lock:
@@ -125,11 +121,12 @@ class FinishedStreams:
     def retire(self, iterators: Sequence[Any], is_cancelled: CancellationQuery) -> None:
         """Read `iterators` to their end and hold them, then release what the stub's answer
         proves it has let go of. Call before the client's final response: after it, Triton has
-        freed what `is_cancelled` asks about."""
+        freed what `is_cancelled` asks about. Never raises: the final response must go out."""
         if not iterators:
             return
         for iterator in iterators:
-            _read_to_end(iterator)
+            with contextlib.suppress(Exception):  # an iterator that failed has ended
+                _read_to_end(iterator)
         ticket = self.hold(iterators)
         try:
             answered_false = not is_cancelled()
