@@ -2,14 +2,17 @@
 
 One gRPC stream per request: the request is written, the stream half-closed, and the
 decoupled model answers with one response per token until its final one ends the stream.
-Cancelling the stream (client gone, error, shutdown) makes Triton cancel the request, which
-the TensorRT-LLM backend (and the CPU twin) see within `cancellation_check_period_ms`.
+A generation nobody reads any more is ended with TensorRT-LLM's `stop` (same request id, on
+a stream of its own), and its stream then ends as any other; the gRPC call is cancelled only
+when the stop did not end it in time (see `TokenStream`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +21,8 @@ import grpc
 import numpy as np
 import tritonclient.grpc.aio as triton_grpc
 from tritonclient.utils import InferenceServerException
+
+logger = logging.getLogger("gateway.inference")
 
 
 class BackendUnavailable(Exception):
@@ -93,10 +98,17 @@ ClusterIP Service would pin this gateway to one pod."""
 class TritonGenerator:
     """Owns the gRPC channels to Triton (one per target), created in the app's lifespan."""
 
-    def __init__(self, default_url: str) -> None:
+    def __init__(self, default_url: str, *, stop_grace_seconds: float = 5.0) -> None:
         self._default_url = default_url
+        self._stop_grace_seconds = stop_grace_seconds
         self._clients: dict[str, triton_grpc.InferenceServerClient] = {}
-        self._stops: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._calls_cancelled = 0
+
+    @property
+    def calls_cancelled(self) -> int:
+        """gRPC calls cancelled because a stop did not end their generation in time."""
+        return self._calls_cancelled
 
     def client(self, url: str | None = None) -> triton_grpc.InferenceServerClient:
         address = url or self._default_url
@@ -107,8 +119,10 @@ class TritonGenerator:
         return self._clients[address]
 
     async def close(self) -> None:
-        if self._stops:
-            await asyncio.wait(self._stops, timeout=2)
+        """Let stops and abandoned generations end (at most the grace), then close the
+        channels."""
+        if self._background:
+            await asyncio.wait(self._background, timeout=self._stop_grace_seconds + 1)
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
@@ -141,13 +155,32 @@ class TritonGenerator:
             yield request
 
         responses = self.client(url).stream_infer(one_request())
-        return TokenStream(responses, lambda: self._request_stop(model, request_id, end_id, url))
+        return TokenStream(
+            responses,
+            lambda: self.request_stop(model, request_id, end_id, url),
+            stop_grace_seconds=self._stop_grace_seconds,
+            track=self._track,
+            on_call_cancelled=lambda: self._call_cancelled(model, request_id),
+        )
 
-    def _request_stop(self, model: str, request_id: str, end_id: int, url: str | None) -> None:
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _call_cancelled(self, model: str, request_id: str) -> None:
+        self._calls_cancelled += 1
+        logger.warning(
+            "%s did not end request %r within %.1fs of its stop; cancelled its gRPC call",
+            model,
+            request_id,
+            self._stop_grace_seconds,
+        )
+
+    def request_stop(
+        self, model: str, request_id: str, end_id: int, url: str | None = None
+    ) -> None:
         """Send TensorRT-LLM's `stop` for `request_id`, in the background."""
-        task = asyncio.create_task(self._stop(model, request_id, end_id, url))
-        self._stops.add(task)
-        task.add_done_callback(self._stops.discard)
+        self._track(asyncio.create_task(self._stop(model, request_id, end_id, url)))
 
     async def _stop(self, model: str, request_id: str, end_id: int, url: str | None) -> None:
         inputs = build_inputs([end_id], SamplingParams(max_tokens=1), end_id)
@@ -167,47 +200,125 @@ class TritonGenerator:
 class TokenStream:
     """The token ids of one generation, as Triton streams them.
 
-    `cancel()` cancels the gRPC call itself: cancelling only the task that awaits a read
-    often never reaches the server (2 of 10 in a probe here). Even an explicit cancel of a
-    half-closed stream is sometimes not delivered to the request by Triton 24.10 (about
-    1 in 5 in the end-to-end test), so `cancel()` also sends TensorRT-LLM's `stop` for the
-    request id, which the backend (and the twin) honour; whichever arrives first ends it.
+    A task of its own reads the call, so cancelling the task that consumes the tokens never
+    cancels the call (grpc.aio cancels a call whose pending read is cancelled).
+
+    `cancel()` ends an unfinished generation with TensorRT-LLM's `stop` and lets its stream
+    end by itself; the gRPC call is cancelled only if it is still open `stop_grace_seconds`
+    later. Why not cancel the call at once: Triton 24.10's gRPC stream handler races a
+    request's final response against the cancellation of its call (server #7840, #8078: the
+    handler can release the stream's state while a completion for it is still queued, and
+    leaks it in other orders), and a cancel that arrives as the model answers is exactly that
+    race. A generation ended by `stop` sends its final response on a live call, which 24.10
+    handles like any other end. A stop sent before the model has answered at all may reach
+    it before the request does, so it is sent again once the first response arrives.
     """
 
-    def __init__(self, responses: Any, request_stop: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        responses: Any,
+        request_stop: Callable[[], None],
+        *,
+        stop_grace_seconds: float = 5.0,
+        track: Callable[[asyncio.Task[None]], None] | None = None,
+        on_call_cancelled: Callable[[], None] | None = None,
+    ) -> None:
         self._responses = responses
         self._request_stop = request_stop
-        self._pending: list[int] = []
-        self._ended = False
+        self._stop_grace_seconds = stop_grace_seconds
+        self._on_call_cancelled = on_call_cancelled
+        self._tokens: deque[int] = deque()
+        self._arrived = asyncio.Event()
+        self._end: Exception | None = None
+        self._answered = False
+        self._abandoned = False
+        self._call_cancelled = False
+        self._grace: asyncio.TimerHandle | None = None
+        self._track = track
+        self._reader = asyncio.get_running_loop().create_task(self._read())
 
     def __aiter__(self) -> TokenStream:
         return self
 
     async def __anext__(self) -> int:
-        while not self._pending:
-            try:
-                result, error = await self._responses.__anext__()
-            except StopAsyncIteration:
-                self._ended = True
-                raise
-            except grpc.aio.AioRpcError as rpc_error:
-                self._ended = True
-                raise _translate(rpc_error) from rpc_error
-            except InferenceServerException as triton_error:
-                raise BackendError(str(triton_error.message())) from triton_error
-            if error is not None:
-                self._ended = True
-                raise _translate_message(str(error.message()))
-            self._pending = result.as_numpy("output_ids").reshape(-1).tolist()[::-1]
-        return int(self._pending.pop())
+        while not self._tokens:
+            if self._end is not None:
+                if isinstance(self._end, StopAsyncIteration):
+                    raise StopAsyncIteration
+                raise self._end
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self._tokens.popleft()
+
+    @property
+    def ended(self) -> bool:
+        """The call is over: its stream ended, failed, or was cancelled."""
+        return self._reader.done()
 
     def cancel(self) -> None:
-        """Abort an unfinished generation: cancel the call and send the model a `stop`."""
-        if self._ended:
+        """Abandon an unfinished generation: `stop` it, cancel the call if that fails."""
+        if self._end is not None or self._abandoned:
             return
-        self._ended = True
-        self._responses.cancel()
+        self._abandoned = True
+        self._tokens.clear()
+        if self._track is not None:
+            self._track(self._reader)
         self._request_stop()
+        self._grace = asyncio.get_running_loop().call_later(
+            self._stop_grace_seconds, self._cancel_call
+        )
+
+    def _cancel_call(self) -> None:
+        if self._reader.done():
+            return
+        self._call_cancelled = True
+        if self._on_call_cancelled is not None:
+            self._on_call_cancelled()
+        self._responses.cancel()
+
+    async def _read(self) -> None:
+        """Read the call to its end, keeping tokens until the generation is abandoned."""
+        try:
+            async for result, error in self._responses:
+                self._on_response()
+                if error is not None:
+                    self._stop_reading(_translate_message(str(error.message())))
+                elif not self._abandoned:
+                    self._tokens.extend(result.as_numpy("output_ids").reshape(-1).tolist())
+                    self._arrived.set()
+            self._stop_reading(StopAsyncIteration())
+        except grpc.aio.AioRpcError as rpc_error:
+            self._stop_reading(_chained(_translate(rpc_error), rpc_error))
+        except InferenceServerException as triton_error:
+            self._stop_reading(_chained(BackendError(str(triton_error.message())), triton_error))
+        except asyncio.CancelledError:  # grpc.aio raises it for a call cancelled here
+            self._stop_reading(BackendError("the generation was cancelled"))
+            if not self._call_cancelled:
+                raise
+        except Exception as error:  # never a silent reader: the consumer sees the failure
+            self._stop_reading(
+                _chained(BackendError(f"reading the stream failed: {error!r}"), error)
+            )
+        finally:
+            if self._grace is not None:
+                self._grace.cancel()
+
+    def _on_response(self) -> None:
+        if not self._answered:
+            self._answered = True
+            if self._abandoned:  # the first stop may have overtaken the request
+                self._request_stop()
+
+    def _stop_reading(self, end: Exception) -> None:
+        if self._end is None:
+            self._end = end
+        self._abandoned = True
+        self._arrived.set()
+
+
+def _chained(error: Exception, cause: BaseException) -> Exception:
+    error.__cause__ = cause
+    return error
 
 
 def _translate_message(message: str) -> Exception:
