@@ -363,7 +363,7 @@ class TritonServer:
 def restarted_when_it_exits(
     server: TritonServer,
     interval: float = 1.0,
-    on_give_up: Callable[[TritonGaveUp], object] = lambda _: None,
+    on_give_up: Callable[[TritonGaveUp], object] = lambda error: print(error, file=sys.stderr),
 ) -> Iterator[None]:
     """Watch `server` from a thread and restart it whenever its process exits on its own;
     when the restarts give up, the watch ends and `on_give_up` hears why."""
