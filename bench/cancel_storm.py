@@ -1,0 +1,203 @@
+"""`python -m bench.cancel_storm`: hammer a real tritonserver with cancellations; did it live?
+
+    python -m bench.cancel_storm --strategy cancel-and-stop --seconds 60 --rounds 5
+    python -m bench.cancel_storm --strategy stop-first --seconds 60 --rounds 5
+
+Each round starts tritonserver on the CPU twins (paced at 400 tokens/s) and keeps
+`--concurrency` generations going for `--seconds`, each abandoned in one of five ways: before
+its first token, after it, mid-way through a long generation, within a token of its natural
+end, or after its last token but before its stream's end was read. `--strategy` says how the
+client abandons one: `grpc-cancel` cancels the call; `cancel-and-stop` cancels it and sends
+TensorRT-LLM's `stop` at once (the gateway before the fix); `stop-first` is the gateway's
+`TokenStream.cancel()` (stop, and cancel the call only if the stream has not ended 2 s later).
+A round ends early if tritonserver exits; the summary counts the rounds it crashed in.
+`--log-verbose 1` widens Triton's notification window (its log lock is in it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+import tritonclient.grpc.aio as triton_grpc
+
+from bench import stack
+from build_engines.launcher import TritonServer, free_port
+from gateway.inference.triton import CHANNEL_OPTIONS, SamplingParams, TritonGenerator, build_inputs
+
+MODEL = stack.SPEC.triton_model("tensorrt_llm")
+END_ID = 2
+PROMPT = [1, 306, 263, 500, 17]
+KINDS = ("before_first_token", "after_first_token", "mid_generation", "at_the_end", "after_the_end")
+STRATEGIES = ("grpc-cancel", "cancel-and-stop", "stop-first")
+
+
+@dataclass
+class Round:
+    strategy: str
+    runs: Counter[str] = field(default_factory=Counter)
+    exit_code: int | None = None
+    seconds: float = 0.0
+    outcomes: dict[str, float] = field(default_factory=dict)
+
+
+class Abandoner:
+    """Starts one generation and abandons it the way `strategy` says."""
+
+    def __init__(self, url: str, strategy: str) -> None:
+        self.strategy = strategy
+        self.generator = TritonGenerator(url)
+        self.client = triton_grpc.InferenceServerClient(url, channel_args=CHANNEL_OPTIONS)
+
+    async def close(self) -> None:
+        await self.generator.close()
+        await self.client.close()
+
+    async def run(self, kind: str, rng: random.Random) -> None:
+        lengths = {"mid_generation": 400, "before_first_token": 50}
+        max_tokens = lengths.get(kind, rng.choice([1, 2, 3]))
+        request_id = uuid.uuid4().hex
+        if self.strategy == "stop-first":
+            stream = self.generator.generate(
+                MODEL, PROMPT, SamplingParams(max_tokens=max_tokens), END_ID, request_id=request_id
+            )
+            with contextlib.suppress(Exception):
+                await self._until(kind, stream, max_tokens, rng)
+            stream.cancel()
+            return
+        responses = self.client.stream_infer(self._request(max_tokens, request_id))
+        tokens = _token_ids(responses)
+        with contextlib.suppress(Exception):
+            await self._until(kind, tokens, max_tokens, rng)
+        responses.cancel()
+        if self.strategy == "cancel-and-stop":
+            self.generator.request_stop(MODEL, request_id, END_ID)
+
+    @staticmethod
+    async def _until(
+        kind: str, tokens: AsyncIterator[int], max_tokens: int, rng: random.Random
+    ) -> None:
+        """Read the tokens this kind of abandonment waits for."""
+        wanted = {
+            "before_first_token": 0,
+            "after_first_token": 1,
+            "mid_generation": rng.randint(2, 40),
+            "at_the_end": max_tokens - 1,
+            "after_the_end": max_tokens,
+        }[kind]
+        received = 0
+        while received < wanted:
+            await tokens.__anext__()
+            received += 1
+        if kind in ("before_first_token", "at_the_end"):
+            await asyncio.sleep(rng.uniform(0, 0.004))  # about one token at 400 tokens/s
+
+    @staticmethod
+    async def _request(max_tokens: int, request_id: str) -> AsyncIterator[dict[str, object]]:
+        yield {
+            "model_name": MODEL,
+            "inputs": build_inputs(PROMPT, SamplingParams(max_tokens=max_tokens), END_ID),
+            "outputs": [triton_grpc.InferRequestedOutput("output_ids")],
+            "request_id": request_id,
+        }
+
+
+async def _token_ids(responses: AsyncIterator[tuple[object, object]]) -> AsyncIterator[int]:
+    async for result, error in responses:
+        if error is not None:
+            raise RuntimeError(str(error))
+        output: npt.NDArray[np.int32] = result.as_numpy("output_ids")  # type: ignore[attr-defined]
+        for token in output.reshape(-1).tolist():
+            yield int(token)
+
+
+async def storm(server: TritonServer, strategy: str, seconds: float, concurrency: int,
+                seed: int) -> Round:  # fmt: skip
+    result = Round(strategy)
+    abandoner = Abandoner(server.grpc_url, strategy)
+    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+
+    async def worker(index: int) -> None:
+        rng = random.Random(seed * 1000 + index)
+        while time.monotonic() < deadline and server.process and server.process.poll() is None:
+            kind = KINDS[rng.randrange(len(KINDS))]
+            await abandoner.run(kind, rng)
+            result.runs[kind] += 1
+
+    await asyncio.gather(*(worker(index) for index in range(concurrency)))
+    with contextlib.suppress(Exception):
+        await abandoner.close()
+    await asyncio.sleep(0.5)  # the last stops and final responses
+    result.seconds = time.monotonic() - started
+    result.exit_code = server.process.poll() if server.process else None
+    if result.exit_code is None:
+        result.outcomes = twin_outcomes(server)
+    return result
+
+
+def twin_outcomes(server: TritonServer) -> dict[str, float]:
+    outcomes: dict[str, float] = {}
+    for line in httpx.get(server.metrics_url, timeout=10).text.splitlines():
+        if line.startswith("cpu_twin_requests_total{") and f'model="{MODEL}"' in line:
+            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            outcomes[outcome] = float(line.rsplit(" ", 1)[1])
+    return outcomes
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.cancel_storm",
+                                     description=__doc__.split("\n")[0])  # fmt: skip
+    parser.add_argument("--strategy", choices=STRATEGIES, default="stop-first")
+    parser.add_argument("--seconds", type=float, default=60.0, help="per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=48)
+    parser.add_argument("--log-verbose", type=int, default=0, help="Triton's --log-verbose")
+    parser.add_argument("--output", type=Path, help="write the rounds as JSON")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    repository = stack.model_repository(400.0, 256)
+    rounds: list[Round] = []
+    for number in range(args.rounds):
+        server = TritonServer(
+            repository,
+            http_port=free_port(),
+            grpc_port=free_port(),
+            metrics_port=free_port(),
+            log_path=stack.WORK_DIR / f"cancel-storm-{args.strategy}-{number}.log",
+            models=[MODEL],
+            extra_args=[f"--log-verbose={args.log_verbose}"],
+        )
+        with server:
+            result = asyncio.run(storm(server, args.strategy, args.seconds, args.concurrency,
+                                       number))  # fmt: skip
+        rounds.append(result)
+        state = "alive" if result.exit_code is None else f"exited {result.exit_code}"
+        print(f"round {number}: {sum(result.runs.values())} abandoned in {result.seconds:.0f}s, "
+              f"tritonserver {state}, twin outcomes {result.outcomes}", flush=True)  # fmt: skip
+    crashed = sum(result.exit_code is not None for result in rounds)
+    total = sum(sum(result.runs.values()) for result in rounds)
+    print(f"{args.strategy}: tritonserver crashed in {crashed} of {len(rounds)} rounds "
+          f"({total} generations abandoned)")  # fmt: skip
+    if args.output:
+        args.output.write_text(json.dumps([result.__dict__ for result in rounds], indent=2))
+    return 1 if crashed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,168 @@
+"""Clients abandoning runs in every way, many at once: tritonserver lives through it.
+
+The wheel's Triton 24.10 mishandles a gRPC cancellation that races a request's final
+response (server #7840, #8078); the gateway ends abandoned generations with TensorRT-LLM's
+`stop` instead, so no gRPC cancellation reaches a request the twin is answering.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from build_engines.launcher import TritonServer, free_port
+from build_engines.spec import ENGINE_SPECS
+from tests.accounting import RawStream, abandon_run, new_account, twin_metric
+from tests.gateway_fixtures import GatewayFactory, GatewayProcess
+
+pytestmark = pytest.mark.triton
+STORM_SECONDS = 30.0
+CLIENTS = 12
+UNLIMITED = {"requests_per_minute": 0, "tokens_per_minute": 0, "concurrent_streams": 0}
+Account = tuple[str, str]
+
+
+@pytest.fixture
+def storm_gateway(
+    database_factory,  # type: ignore[no-untyped-def]
+    storm_triton: TritonServer,
+    cpu_model_repository: Path,
+    tmp_path: Path,
+) -> Iterator[GatewayProcess]:
+    """A gateway in front of `storm_triton` (and not of the session's Triton)."""
+    factory = GatewayFactory(database_factory, storm_triton, cpu_model_repository, tmp_path)
+    yield factory("sqlite")
+    for process in factory.started:
+        process.stop()
+
+
+@pytest.fixture
+def storm_triton(cpu_model_repository: Path, tmp_path: Path) -> Iterator[TritonServer]:
+    """A Triton of this test's own (only the token models), whose process the test watches."""
+    server = TritonServer(
+        cpu_model_repository,
+        http_port=free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
+        log_path=tmp_path / "tritonserver.log",
+        models=[spec.triton_model("tensorrt_llm") for spec in ENGINE_SPECS.values()],
+    )
+    with server:
+        yield server
+
+
+def body(rng: random.Random, max_tokens: int) -> dict[str, object]:
+    return {"prompt": "Tell me a story", "max_tokens": max_tokens, "seed": rng.randint(1, 10**6)}
+
+
+def streamed_left_before_its_first_event(
+    gateway: GatewayProcess, account: Account, rng: random.Random
+) -> None:
+    stream = RawStream(gateway, account, body(rng, 200))
+    time.sleep(rng.uniform(0, 0.02))
+    stream.socket.close()
+
+
+def streamed_left_after_its_first_event(
+    gateway: GatewayProcess, account: Account, rng: random.Random
+) -> None:
+    stream = RawStream(gateway, account, body(rng, 200))
+    stream.read_events(1)
+    stream.socket.close()
+
+
+def streamed_left_mid_way(gateway: GatewayProcess, account: Account, rng: random.Random) -> None:
+    stream = RawStream(gateway, account, body(rng, 400))
+    stream.read_events(rng.randint(2, 40))
+    stream.socket.close()
+
+
+def streamed_left_as_it_ends(gateway: GatewayProcess, account: Account, rng: random.Random) -> None:
+    """Within a token of the generation's own end: the leaving races the final response."""
+    max_tokens = rng.randint(2, 4)
+    stream = RawStream(gateway, account, body(rng, max_tokens))
+    stream.read_events(max_tokens - 1)
+    time.sleep(rng.uniform(0, 0.005))
+    stream.socket.close()
+
+
+def non_streamed_left_early(gateway: GatewayProcess, account: Account, rng: random.Random) -> None:
+    abandon_run(gateway, account, body(rng, 200), after_seconds=rng.uniform(0, 0.1))
+
+
+def non_streamed_left_as_it_ends(
+    gateway: GatewayProcess, account: Account, rng: random.Random
+) -> None:
+    """Eight tokens take about 20 ms at 400 tokens/s: the client leaves around the answer."""
+    abandon_run(gateway, account, body(rng, 8), after_seconds=rng.uniform(0, 0.06))
+
+
+WAYS_TO_LEAVE: list[Callable[[GatewayProcess, Account, random.Random], None]] = [
+    streamed_left_before_its_first_event,
+    streamed_left_after_its_first_event,
+    streamed_left_mid_way,
+    streamed_left_as_it_ends,
+    non_streamed_left_early,
+    non_streamed_left_as_it_ends,
+]
+
+
+def storm(gateway: GatewayProcess, account: Account, seconds: float) -> Counter[str]:
+    """`CLIENTS` threads abandoning runs, each in a random way, for `seconds`."""
+    left: Counter[str] = Counter()
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        while time.monotonic() < deadline:
+            leave = rng.choice(WAYS_TO_LEAVE)
+            try:
+                leave(gateway, account, rng)
+            except OSError:  # the gateway may reset a connection it has given up on
+                continue
+            with lock:
+                left[leave.__name__] += 1
+
+    threads = [threading.Thread(target=client, args=(seed,)) for seed in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return left
+
+
+def wait_until_idle(triton: TritonServer, seconds: float) -> float:
+    """The twins' in-flight requests once they reach zero (or `seconds` passed)."""
+    deadline = time.monotonic() + seconds
+    while (
+        active := twin_metric(triton, "cpu_twin_active_requests")
+    ) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return active
+
+
+def test_tritonserver_lives_through_a_storm_of_abandoned_runs(
+    storm_gateway: GatewayProcess, storm_triton: TritonServer
+) -> None:
+    assert storm_triton.process is not None
+    pid = storm_triton.process.pid
+    account = new_account(storm_gateway, **UNLIMITED)
+
+    left = storm(storm_gateway, account, STORM_SECONDS)
+
+    assert set(left) == {leave.__name__ for leave in WAYS_TO_LEAVE}
+    assert sum(left.values()) >= 300, left
+    assert wait_until_idle(storm_triton, 10) == 0
+    assert storm_triton.process.poll() is None, storm_triton.log_tail()
+    assert storm_triton.process.pid == pid
+    assert storm_triton.is_ready()
+    # Every abandoned generation ended by its stop or by itself, none by a gRPC cancellation.
+    assert twin_metric(storm_triton, "cpu_twin_requests_total", outcome="cancelled") == 0
+    assert "cancelled its gRPC call" not in storm_gateway.log_path.read_text()
