@@ -116,6 +116,14 @@ def streams_left_mid_way(gateway: GatewayProcess, count: int) -> None:
     wait_for_records(gateway, count, account_id=account[0])
 
 
+def streams_left_before_their_first_event(gateway: GatewayProcess, count: int) -> None:
+    account = new_account(gateway)
+    streams = [RawStream(gateway, account, LONG) for _ in range(count)]
+    for stream in streams:
+        stream.socket.close()
+    wait_for_records(gateway, count, account_id=account[0])
+
+
 def streams_cut_by_the_send_timeout(gateway: GatewayProcess, count: int) -> None:
     account = new_account(gateway)
     streams = [RawStream(gateway, account, LONG, receive_buffer=2048) for _ in range(count)]
@@ -146,6 +154,12 @@ def test_streams_the_client_leaves_mid_way_leave_no_task_timer_or_fd_behind(
     gateway: GatewayProcess,
 ) -> None:
     assert_leaves_nothing_behind(gateway, streams_left_mid_way, 8)
+
+
+def test_streams_the_client_leaves_before_their_first_event_leave_no_task_timer_or_fd_behind(
+    gateway: GatewayProcess,
+) -> None:
+    assert_leaves_nothing_behind(gateway, streams_left_before_their_first_event, 8)
 
 
 def test_streams_cut_by_the_send_timeout_leave_no_task_timer_or_fd_behind(
