@@ -56,17 +56,22 @@ def text_path_triton(
 def dead_bls_stub(
     cpu_model_repository: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TritonServer]:
-    """A Triton whose BLS stub was killed with SIGKILL, as a crash would end it."""
+    """A Triton whose BLS stub was killed with SIGKILL, as a crash would end it. Stopped
+    after 5 s: with a dead stub Triton waits out its exit timeout unloading the model."""
     models = [SPEC.triton_model("tensorrt_llm"), BLS]
-    with own_triton(cpu_model_repository, tmp_path_factory.mktemp("dead-stub"), models) as s:
-        assert s.process is not None
-        (stub_pid,) = python_stubs(s.process.pid)[BLS]
+    server = own_triton(cpu_model_repository, tmp_path_factory.mktemp("dead-stub"), models)
+    server.start()
+    try:
+        assert server.process is not None
+        (stub_pid,) = python_stubs(server.process.pid)[BLS]
         os.kill(stub_pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while stub_is_alive(stub_pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not stub_is_alive(stub_pid)
-        yield s
+        yield server
+    finally:
+        server.stop(timeout=5)
 
 
 def probe(server: TritonServer, *flags: str) -> subprocess.CompletedProcess[str]:
@@ -90,7 +95,7 @@ def test_rounds_of_64_concurrent_bls_streams_all_complete_and_the_stub_survives(
     (stub_pid,) = python_stubs(text_path_triton.process.pid)[BLS]
     for _ in range(ROUNDS):
         result = run_round(
-            text_path_triton.http_url, BLS, concurrency=CONCURRENCY, max_tokens=16, timeout=60
+            text_path_triton.http_url, BLS, concurrency=CONCURRENCY, max_tokens=8, timeout=60
         )
         assert result.failures == []
         assert stub_is_alive(stub_pid)
