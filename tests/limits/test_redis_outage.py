@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -41,7 +41,7 @@ def redis(shared_redis: RedisServer) -> RedisServer:
 
 def _gateway(
     directory: Path,
-    database_factory,  # type: ignore[no-untyped-def]
+    database_factory: Callable[[str], str],
     triton: TritonServer,
     repository: Path,
     server: RedisServer,
@@ -62,7 +62,7 @@ def _gateway(
 
 @pytest.fixture(scope="module")
 def gateway_on_redis(
-    database_factory,  # type: ignore[no-untyped-def]
+    database_factory: Callable[[str], str],
     triton: TritonServer,
     cpu_model_repository: Path,
     tmp_path_factory: pytest.TempPathFactory,
@@ -79,7 +79,7 @@ def gateway_on_redis(
 
 @pytest.fixture(scope="module")
 def gateway_with_fallback(
-    database_factory,  # type: ignore[no-untyped-def]
+    database_factory: Callable[[str], str],
     triton: TritonServer,
     cpu_model_repository: Path,
     tmp_path_factory: pytest.TempPathFactory,

@@ -25,11 +25,11 @@ from gateway.settings import RedisSettings
 from tests.limits.redis_server import RedisServer
 
 
-def redis_store(server: RedisServer, **settings: float) -> RedisLimitStore:
-    return RedisLimitStore(redis_client(server.url, RedisSettings(**settings)))
+def redis_store(server: RedisServer, settings: RedisSettings | None = None) -> RedisLimitStore:
+    return RedisLimitStore(redis_client(server.url, settings or RedisSettings()))
 
 
-RACING = {"connect_timeout_seconds": 10, "socket_timeout_seconds": 10}
+RACING = RedisSettings(connect_timeout_seconds=10, socket_timeout_seconds=10)
 """Dozens of connections open at once on a busy machine: a race, not a timeout test."""
 
 
@@ -62,7 +62,7 @@ async def test_racing_admissions_from_many_clients_never_pass_the_limit_together
 ) -> None:
     """Eight clients (eight replicas' connection pools), 80 admissions at once: a store
     that read and then wrote in two steps lets more than ten of them through."""
-    clients = [redis_store(redis_server, **RACING) for _ in range(8)]
+    clients = [redis_store(redis_server, RACING) for _ in range(8)]
     name = key()
     try:
         verdicts = await asyncio.gather(
@@ -77,7 +77,7 @@ async def test_racing_admissions_from_many_clients_never_pass_the_limit_together
 async def test_racing_leases_from_many_clients_never_pass_the_limit(
     redis_server: RedisServer,
 ) -> None:
-    clients = [redis_store(redis_server, **RACING) for _ in range(6)]
+    clients = [redis_store(redis_server, RACING) for _ in range(6)]
     name = key()
     try:
         verdicts = await asyncio.gather(
