@@ -174,7 +174,7 @@ def test_a_stopped_streams_responses_are_freed_on_the_models_thread(
 ) -> None:
     cancelled = StubRequest(stub, stream=True)
     cancelled.cancel_after_responses = 1
-    assert serve(bls, cancelled).sender.errors[0].code() == cancelled_code()
+    assert serve(bls, cancelled).sender.errors[0].code() == FakeTritonError.CANCELLED
     serve(bls, StubRequest(stub, stream=True))
     wait_until_streams_end(bls)
     stub.flush()
@@ -189,7 +189,3 @@ def test_cancellation_is_not_asked_after_the_final_response(
     request = serve(bls, StubRequest(stub, stream=stream))
     wait_until_streams_end(bls)
     assert request.asked_after_final == 0
-
-
-def cancelled_code() -> int:
-    return int(FakeTritonError.CANCELLED)
