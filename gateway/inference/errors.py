@@ -33,12 +33,16 @@ def unknown_model(name: str) -> ApiError:
     )
 
 
-def context_length_exceeded(input_tokens: int, context_length: int) -> ApiError:
+def context_length_exceeded(
+    input_tokens: int, context_length: int, *, at_least: bool = False
+) -> ApiError:
+    """`at_least`: the count is a lower bound from the prompt's length, not a tokenization."""
+    least = "at least " if at_least else ""
     return ApiError(
         400,
         CONTEXT_WINDOW_EXCEEDED,
-        f"Input is {input_tokens} tokens, over the model's context length of "
-        f"{context_length} tokens by {input_tokens - context_length}",
+        f"Input is {least}{input_tokens} tokens, over the model's context length of "
+        f"{context_length} tokens by {least}{input_tokens - context_length}",
     )
 
 

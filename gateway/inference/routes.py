@@ -77,7 +77,7 @@ class InferenceController(Controller):
         with refused.as_status("rate_limited"):
             admission = await limits.admit_request(caller.account_id, request_id)
         with refused.as_status("rejected", admission.headers):
-            generation = inference.prepare(model, data, request_id)
+            generation = await inference.prepare(model, data, request_id)
         prompt_tokens = len(generation.input_ids)
         with refused.as_status("rate_limited"):
             await limits.admit_generation(admission, prompt_tokens + data.max_tokens)

@@ -13,6 +13,8 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from build_engines.text_models.detokenize import StreamingDecoder, held_token_ids
+from build_engines.text_models.tokenizer import TOKENIZER_FILE
+from gateway.inference.token_bound import longest_token_chars
 
 B_INST, E_INST = "[INST]", "[/INST]"
 B_SYS, E_SYS = "<<SYS>>\n", "\n<</SYS>>\n\n"
@@ -28,6 +30,21 @@ class ChatTemplateError(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt before tokenizing: control ids and texts in order, cheap to build and measure."""
+
+    pieces: tuple[int | str, ...]
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        return tuple(piece for piece in self.pieces if isinstance(piece, str))
+
+    @property
+    def text_length(self) -> int:
+        return sum(len(text) for text in self.texts)
+
+
 class ModelTokenizer:
     def __init__(self, tokenizer: Tokenizer) -> None:
         self._tokenizer = tokenizer
@@ -36,10 +53,11 @@ class ModelTokenizer:
         self.bos_id = self._required_id("<s>")
         self.eos_id = self._required_id("</s>")
         self._held = held_token_ids(tokenizer)
+        self.longest_token_chars = longest_token_chars(tokenizer)
 
     @classmethod
     def from_directory(cls, directory: Path) -> ModelTokenizer:
-        return cls(Tokenizer.from_file(str(directory / "tokenizer.json")))
+        return cls(Tokenizer.from_file(str(directory / TOKENIZER_FILE)))
 
     def _required_id(self, token: str) -> int:
         token_id = self._tokenizer.token_to_id(token)
@@ -47,15 +65,15 @@ class ModelTokenizer:
             raise ValueError(f"tokenizer has no {token} token")
         return int(token_id)
 
-    def encode_raw(self, text: str) -> list[int]:
+    def raw_prompt(self, text: str) -> Prompt:
         """The prompt as the model sees it: `<s>` then the text, no template."""
-        return [self.bos_id, *self._encode(text)]
+        return Prompt((self.bos_id, text))
 
-    def encode_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
+    def chat_prompt(self, messages: Sequence[ChatMessage]) -> Prompt:
         """Llama-2's chat format, turn by turn as Meta's reference `chat_completion` does.
 
-        Each [INST] turn is encoded on its own between `<s>` and `</s>` ids, so text that
-        looks like a special token inside a message stays text.
+        Each [INST] turn is its own text between `<s>` and `</s>` ids, so text that looks
+        like a special token inside a message stays text.
         """
         turns = list(messages)
         if turns and turns[0].role == "system":
@@ -73,20 +91,44 @@ class ModelTokenizer:
                     "messages: the system message must be followed by a user message"
                 )
         _check_alternation(turns)
-        ids: list[int] = []
+        pieces: list[int | str] = []
         for user, assistant in zip(turns[0::2], turns[1::2], strict=False):
-            ids += [
+            pieces += [
                 self.bos_id,
-                *self._encode(
-                    f"{B_INST} {user.content.strip()} {E_INST} {assistant.content.strip()} "
-                ),
+                f"{B_INST} {user.content.strip()} {E_INST} {assistant.content.strip()} ",
                 self.eos_id,
             ]
-        ids += [self.bos_id, *self._encode(f"{B_INST} {turns[-1].content.strip()} {E_INST}")]
+        pieces += [self.bos_id, f"{B_INST} {turns[-1].content.strip()} {E_INST}"]
+        return Prompt(tuple(pieces))
+
+    def min_tokens(self, prompt: Prompt) -> int:
+        """Tokens the prompt has at least, without tokenizing it (see `token_bound`)."""
+        if self.longest_token_chars is None:
+            return len(prompt.pieces) - len(prompt.texts)
+        longest = self.longest_token_chars
+        return sum(
+            1 if isinstance(piece, int) else -(-len(piece) // longest) for piece in prompt.pieces
+        )
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        """The prompt's ids. The batch call releases the GIL, so it may run in a thread while
+        the event loop goes on (a plain `encode` holds the GIL throughout)."""
+        encoded = iter(
+            self._tokenizer.encode_batch_fast(list(prompt.texts), add_special_tokens=False)
+        )
+        ids: list[int] = []
+        for piece in prompt.pieces:
+            if isinstance(piece, int):
+                ids.append(piece)
+            else:
+                ids += next(encoded).ids
         return ids
 
-    def _encode(self, text: str) -> list[int]:
-        return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
+    def encode_raw(self, text: str) -> list[int]:
+        return self.encode(self.raw_prompt(text))
+
+    def encode_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
+        return self.encode(self.chat_prompt(messages))
 
     def decode(self, ids: Sequence[int]) -> str:
         return str(self._tokenizer.decode(list(ids), skip_special_tokens=True))
