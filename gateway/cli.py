@@ -27,6 +27,7 @@ from gateway.accounts.service import AccountService
 from gateway.db import migrate
 from gateway.db.engine import create_engine
 from gateway.errors import ApiError
+from gateway.inference.catalog import CatalogError, load_catalog
 from gateway.settings import get_settings
 from gateway.tokens.service import TokenService
 from gateway.usage import report
@@ -150,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from gateway.server import serve
 
+            triton = get_settings().triton
+            load_catalog(triton.catalog_file, triton.model_repository).check_tokenizers()
             return serve(host=args.host, port=args.port, workers=args.workers)
         if args.command == "up":
             from gateway.quickstart import up
@@ -165,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _admin(args)
     except ApiError as error:
         print(f"gateway: {error.message}", file=sys.stderr)
+        return 1
+    except CatalogError as error:
+        print(f"gateway: {error}", file=sys.stderr)
         return 1
 
 

@@ -30,7 +30,7 @@ from build_engines.spec import ENGINE_SPECS
 from gateway.accounts.service import AccountService
 from gateway.cli import run_in_session
 from gateway.db import migrate
-from gateway.inference.catalog import twin_catalog
+from gateway.inference.catalog import load_catalog, twin_catalog
 from gateway.server import uvicorn_config
 from gateway.settings import TritonSettings, get_settings
 from gateway.tokens.schemas import TokenCreated
@@ -67,6 +67,7 @@ def _up(host: str | None, port: int | None) -> int:
         (repository / spec.triton_model("tensorrt_llm")).is_dir() for spec in ENGINE_SPECS.values()
     ):
         build_engines_main(["--target", "cpu", "--precision", "all", "--output", str(repository)])
+    load_catalog(settings.triton.catalog_file, repository).check_tokenizers()
     migrate.upgrade(settings.database.url)
     account_id, token = _demo_credentials()
 

@@ -14,6 +14,7 @@ import msgspec
 
 from build_engines.repository import TOKENIZER_FOLDER
 from build_engines.spec import ENGINE_SPECS
+from build_engines.text_models.tokenizer import TOKENIZER_FILE
 
 TEXT_GENERATION = "Text Generation"
 
@@ -35,11 +36,42 @@ class CatalogFile(msgspec.Struct, frozen=True):
     models: list[CatalogEntry]
 
 
+class CatalogError(Exception):
+    """The catalog cannot be served as configured; the message names what to fix."""
+
+
 class ModelCatalog:
-    def __init__(self, entries: list[CatalogEntry]) -> None:
+    def __init__(self, entries: list[CatalogEntry], *, twin_repository: Path | None = None) -> None:
+        """`twin_repository`: the CPU twins' repository, for a default catalog (the fix for
+        a missing tokenizer differs: a CPU build there, or the engine build job)."""
         self._entries = {entry.name: entry for entry in entries}
         if len(self._entries) != len(entries):
             raise ValueError("the model catalog names a model twice")
+        self._twin_repository = twin_repository
+
+    def check_tokenizers(self) -> None:
+        """Fail at start-up, naming the model and the missing file, rather than at a request."""
+        for entry in self:
+            path = Path(entry.tokenizer_dir) / TOKENIZER_FILE
+            if not path.is_file():
+                raise CatalogError(
+                    f"model '{entry.name}': its tokenizer {path} does not exist; "
+                    f"{self._tokenizer_builder(entry)}"
+                )
+
+    def _tokenizer_builder(self, entry: CatalogEntry) -> str:
+        if self._twin_repository is not None:
+            return (
+                "build the CPU twins with `build-engines --target cpu --precision all "
+                f"--output {self._twin_repository}` (or set GATEWAY_MODEL_REPOSITORY to the "
+                "repository that holds them)"
+            )
+        return (
+            "the engine build writes it (`build-engines --target trtllm --precision "
+            f"{entry.precision} --checkpoint … --output <model repository>`; in Kubernetes "
+            "the chart's engine build job), or correct the model's tokenizer_dir in "
+            "GATEWAY_CATALOG_FILE"
+        )
 
     def __iter__(self) -> Iterator[CatalogEntry]:
         return iter(self._entries.values())
@@ -69,12 +101,16 @@ def twin_catalog(model_repository: Path) -> ModelCatalog:
                 "network with seeded weights and the same limits and tensor interface",
             )
             for spec in ENGINE_SPECS.values()
-        ]
+        ],
+        twin_repository=model_repository,
     )
 
 
 def load_catalog(catalog_file: Path | None, model_repository: Path) -> ModelCatalog:
     if catalog_file is None:
         return twin_catalog(model_repository)
-    document = msgspec.json.decode(catalog_file.read_bytes(), type=CatalogFile)
+    try:
+        document = msgspec.json.decode(catalog_file.read_bytes(), type=CatalogFile)
+    except (OSError, msgspec.DecodeError) as error:
+        raise CatalogError(f"catalog file {catalog_file}: {error}") from error
     return ModelCatalog(document.models)
