@@ -10,8 +10,14 @@ end, or after its last token but before its stream's end was read. `--strategy` 
 client abandons one: `grpc-cancel` cancels the call; `cancel-and-stop` cancels it and sends
 TensorRT-LLM's `stop` at once (the gateway before the fix); `stop-first` is the gateway's
 `TokenStream.cancel()` (stop, and cancel the call only if the stream has not ended 2 s later).
-A round ends early if tritonserver exits; the summary counts the rounds it crashed in.
-`--log-verbose 1` widens Triton's notification window (its log lock is in it).
+A round ends early if tritonserver crashes; the summary counts the rounds it crashed in.
+
+The race is a window of a few instructions, so a plain storm rarely hits it (none in 19,141
+abandoned generations here). `--widen-race` runs tritonserver under gdb (non-stop) and holds
+the gRPC stream handler's thread for 20 ms right after it notes a call's cancellation
+notification, before it takes the request's lock: a final response that arrives meanwhile
+sees the cancellation and queues the request's state, which the notification then releases.
+With `cancel-and-stop` it segfaults within a minute or two, in `Process` on a released state.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
+import signal
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -34,7 +43,7 @@ import numpy.typing as npt
 import tritonclient.grpc.aio as triton_grpc
 
 from bench import stack
-from build_engines.launcher import TritonServer, free_port
+from build_engines.launcher import TritonRuntime, TritonServer, free_port
 from gateway.inference.triton import CHANNEL_OPTIONS, SamplingParams, TritonGenerator, build_inputs
 
 MODEL = stack.SPEC.triton_model("tensorrt_llm")
@@ -42,13 +51,30 @@ END_ID = 2
 PROMPT = [1, 306, 263, 500, 17]
 KINDS = ("before_first_token", "after_first_token", "mid_generation", "at_the_end", "after_the_end")
 STRATEGIES = ("grpc-cancel", "cancel-and-stop", "stop-first")
+NOTIFICATION_NOTED = 0x1E9A7A
+"""The instruction after `SetReceivedNotification(true)` in the ModelStreamInfer handler's
+completion-queue loop (`InferHandler::Start`'s lambda), in the wheel's tritonserver
+(nvidia-pytriton 0.7.0, Triton 2.51); gdb loads the executable at 0x555555554000."""
+GDB_COMMANDS = f"""set pagination off
+set non-stop on
+set confirm off
+handle SIGPIPE nostop noprint pass
+starti
+break *{0x555555554000 + NOTIFICATION_NOTED:#x}
+commands
+silent
+python import time; time.sleep(0.02)
+continue
+end
+continue &
+"""
 
 
 @dataclass
 class Round:
     strategy: str
     runs: Counter[str] = field(default_factory=Counter)
-    exit_code: int | None = None
+    crash: str | None = None
     seconds: float = 0.0
     outcomes: dict[str, float] = field(default_factory=dict)
 
@@ -123,6 +149,43 @@ async def _token_ids(responses: AsyncIterator[tuple[object, object]]) -> AsyncIt
             yield int(token)
 
 
+def launch(server: TritonServer, under_gdb: bool) -> None:
+    if not under_gdb:
+        server.start()
+        return
+    runtime = TritonRuntime.from_installed_wheel()
+    assert server.log_path is not None
+    commands = server.log_path.with_suffix(".gdb")
+    commands.write_text(GDB_COMMANDS)
+    with server.log_path.open("wb") as log:
+        server.process = subprocess.Popen(
+            ["gdb", "-q", "-x", str(commands), "--args", *server.command(runtime)],
+            env=runtime.environment(), stdin=subprocess.PIPE, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    server.wait_ready(300)
+
+
+def shut_down(server: TritonServer, under_gdb: bool) -> None:
+    if not under_gdb:
+        server.stop()
+    elif server.process is not None and server.process.poll() is None:
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+
+
+def crash(server: TritonServer) -> str | None:
+    """How tritonserver died, if it did (under gdb, the signal gdb caught)."""
+    if server.process is None:
+        return "never started"
+    if server.process.poll() is not None:
+        return f"exited {server.process.returncode}"
+    for line in server.log_text().splitlines():
+        if "received signal SIG" in line:
+            return line.split("received ", 1)[1]
+    return None
+
+
 async def storm(server: TritonServer, strategy: str, seconds: float, concurrency: int,
                 seed: int) -> Round:  # fmt: skip
     result = Round(strategy)
@@ -132,18 +195,20 @@ async def storm(server: TritonServer, strategy: str, seconds: float, concurrency
 
     async def worker(index: int) -> None:
         rng = random.Random(seed * 1000 + index)
-        while time.monotonic() < deadline and server.process and server.process.poll() is None:
+        while time.monotonic() < deadline and result.crash is None:
             kind = KINDS[rng.randrange(len(KINDS))]
-            await abandoner.run(kind, rng)
-            result.runs[kind] += 1
+            with contextlib.suppress(TimeoutError):  # a crashed server answers nothing
+                await asyncio.wait_for(abandoner.run(kind, rng), 10)
+                result.runs[kind] += 1
+            result.crash = crash(server)
 
     await asyncio.gather(*(worker(index) for index in range(concurrency)))
     with contextlib.suppress(Exception):
         await abandoner.close()
     await asyncio.sleep(0.5)  # the last stops and final responses
     result.seconds = time.monotonic() - started
-    result.exit_code = server.process.poll() if server.process else None
-    if result.exit_code is None:
+    result.crash = crash(server)
+    if result.crash is None:
         result.outcomes = twin_outcomes(server)
     return result
 
@@ -165,6 +230,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=48)
     parser.add_argument("--log-verbose", type=int, default=0, help="Triton's --log-verbose")
+    parser.add_argument("--widen-race", action="store_true",
+                        help="tritonserver under gdb, held 20 ms at each cancellation")  # fmt: skip
     parser.add_argument("--output", type=Path, help="write the rounds as JSON")
     return parser.parse_args(argv)
 
@@ -183,14 +250,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             models=[MODEL],
             extra_args=[f"--log-verbose={args.log_verbose}"],
         )
-        with server:
+        launch(server, args.widen_race)
+        try:
             result = asyncio.run(storm(server, args.strategy, args.seconds, args.concurrency,
                                        number))  # fmt: skip
+        finally:
+            shut_down(server, args.widen_race)
         rounds.append(result)
-        state = "alive" if result.exit_code is None else f"exited {result.exit_code}"
+        state = "alive" if result.crash is None else f"crashed: {result.crash}"
         print(f"round {number}: {sum(result.runs.values())} abandoned in {result.seconds:.0f}s, "
               f"tritonserver {state}, twin outcomes {result.outcomes}", flush=True)  # fmt: skip
-    crashed = sum(result.exit_code is not None for result in rounds)
+    crashed = sum(result.crash is not None for result in rounds)
     total = sum(sum(result.runs.values()) for result in rounds)
     print(f"{args.strategy}: tritonserver crashed in {crashed} of {len(rounds)} rounds "
           f"({total} generations abandoned)")  # fmt: skip
