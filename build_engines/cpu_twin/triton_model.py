@@ -109,6 +109,14 @@ class TritonMetrics:
         self._finished[Outcome.ERROR].increment(1)
         pb_utils.Logger.log_info(f"cpu_twin: request {request_id!r} rejected: {message}")
 
+    def close(self) -> None:
+        """Release the metrics while the stub can still clear them: a family the interpreter
+        frees at exit clears its metrics through shared memory that is already gone, and the
+        stub segfaulted on every shutdown of Triton 24.10."""
+        self._finished.clear()
+        del self._tokens, self._active
+        self._families = ()
+
 
 class TritonPythonModel:
     """Decoupled: `execute` queues requests and returns; the scheduler thread responds."""
@@ -134,6 +142,7 @@ class TritonPythonModel:
 
     def finalize(self) -> None:
         self._scheduler.close()
+        self._metrics.close()
 
     def _accept(self, request: Any) -> None:
         channel = TritonResponseChannel(request)

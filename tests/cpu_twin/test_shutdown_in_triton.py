@@ -1,0 +1,48 @@
+"""Stopping Triton stops the CPU twin's Python stub cleanly, in a real tritonserver."""
+
+from __future__ import annotations
+
+import resource
+import time
+from pathlib import Path
+
+import pytest
+
+from build_engines.cli import main as build_engines_main
+from build_engines.launcher import TritonServer, free_port
+
+CORE_PATTERN = Path("/proc/sys/kernel/core_pattern")
+
+
+@pytest.mark.triton
+def test_stopping_triton_leaves_no_crashed_stub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crashing process writes `core` into its working directory (with this machine's
+    kernel.core_pattern and an unlimited core size): after a clean shutdown there is none."""
+    if CORE_PATTERN.read_text().strip() != "core":
+        pytest.skip(f"kernel.core_pattern is {CORE_PATTERN.read_text().strip()!r}, not 'core'")
+    repository = tmp_path / "model_repository"
+    assert (
+        build_engines_main(["--target", "cpu", "--precision", "int8", "--output", str(repository)])
+        == 0
+    )
+    working_directory = tmp_path / "cwd"
+    working_directory.mkdir()
+    monkeypatch.chdir(working_directory)
+    limits = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (limits[1], limits[1]))
+    try:
+        server = TritonServer(
+            repository,
+            http_port=free_port(),
+            grpc_port=free_port(),
+            metrics_port=free_port(),
+            log_path=tmp_path / "tritonserver.log",
+        )
+        with server:
+            assert server.is_ready()
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, limits)
+    time.sleep(1)
+    assert sorted(path.name for path in working_directory.glob("core*")) == []
