@@ -62,7 +62,7 @@ class TritonMetrics:
 
     def __init__(self, model_name: str) -> None:
         counter, gauge = pb_utils.MetricFamily.COUNTER, pb_utils.MetricFamily.GAUGE
-        self._families = (
+        self._families: tuple[Any, ...] = (
             pb_utils.MetricFamily(
                 name="cpu_twin_requests_total",
                 description="Generation requests the CPU twin finished, by outcome",
@@ -84,8 +84,8 @@ class TritonMetrics:
             outcome: requests.Metric(labels={"model": model_name, "outcome": outcome.value})
             for outcome in Outcome
         }
-        self._tokens = tokens.Metric(labels={"model": model_name})
-        self._active = active.Metric(labels={"model": model_name})
+        self._tokens: Any = tokens.Metric(labels={"model": model_name})
+        self._active: Any = active.Metric(labels={"model": model_name})
 
     def tokens_generated(self, count: int) -> None:
         self._tokens.increment(count)
@@ -114,7 +114,7 @@ class TritonMetrics:
         frees at exit clears its metrics through shared memory that is already gone, and the
         stub segfaulted on every shutdown of Triton 24.10."""
         self._finished.clear()
-        del self._tokens, self._active
+        self._tokens = self._active = None
         self._families = ()
 
 
