@@ -43,7 +43,7 @@ import numpy.typing as npt
 import tritonclient.grpc.aio as triton_grpc
 
 from bench import stack
-from build_engines.launcher import TritonRuntime, TritonServer, free_port
+from build_engines.launcher import TritonRuntime, TritonServer
 from gateway.inference.triton import CHANNEL_OPTIONS, SamplingParams, TritonGenerator, build_inputs
 
 MODEL = stack.SPEC.triton_model("tensorrt_llm")
@@ -241,11 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     repository = stack.model_repository(400.0, 256)
     rounds: list[Round] = []
     for number in range(args.rounds):
-        server = TritonServer(
+        server = TritonServer.on_free_ports(
             repository,
-            http_port=free_port(),
-            grpc_port=free_port(),
-            metrics_port=free_port(),
             log_path=stack.WORK_DIR / f"cancel-storm-{args.strategy}-{number}.log",
             models=[MODEL],
             extra_args=[f"--log-verbose={args.log_verbose}"],

@@ -40,11 +40,8 @@ def model_repository(tokens_per_second: float, max_in_flight: int) -> Path:
 
 @contextlib.contextmanager
 def triton(repository: Path, name: str) -> Iterator[TritonServer]:
-    server = TritonServer(
+    server = TritonServer.on_free_ports(
         repository,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
         log_path=WORK_DIR / f"tritonserver-{name}.log",
         models=TRITON_MODELS,
     )

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from build_engines.tether import popen_tethered
 
@@ -181,6 +182,17 @@ class TritonServer:
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     server_id: str = field(default="", init=False)
     """Unique per start (`--id`): readiness checks that the server answering is this one."""
+
+    @classmethod
+    def on_free_ports(cls, model_repository: Path, **options: Any) -> TritonServer:
+        """A server on three ports free now: for tests and benchmarks beside other servers."""
+        return cls(
+            model_repository,
+            http_port=free_port(),
+            grpc_port=free_port(),
+            metrics_port=free_port(),
+            **options,
+        )
 
     @property
     def grpc_url(self) -> str:

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from build_engines.cli import main as build_engines_main
-from build_engines.launcher import TritonServer, free_port
+from build_engines.launcher import TritonServer
+from build_engines.spec import ENGINE_SPECS
 
 
 @pytest.fixture(scope="session")
@@ -29,12 +30,22 @@ def cpu_model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def triton(
     cpu_model_repository: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TritonServer]:
-    server = TritonServer(
+    server = TritonServer.on_free_ports(
         cpu_model_repository,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
         log_path=tmp_path_factory.mktemp("triton-log") / "tritonserver.log",
+    )
+    with server:
+        yield server
+
+
+@pytest.fixture
+def own_triton(cpu_model_repository: Path, tmp_path: Path) -> Iterator[TritonServer]:
+    """A Triton of the test's own, serving only the token models, which the test may kill
+    or watch without touching the session's."""
+    server = TritonServer.on_free_ports(
+        cpu_model_repository,
+        log_path=tmp_path / "tritonserver.log",
+        models=[spec.triton_model("tensorrt_llm") for spec in ENGINE_SPECS.values()],
     )
     with server:
         yield server

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from build_engines.cli import main as build_engines_main
-from build_engines.launcher import TritonServer, free_port
+from build_engines.launcher import TritonServer
 from build_engines.spec import ENGINE_SPECS
 
 STUB_DEATH_MARKERS = ("double free", "corruption", "Stub process", "Non-graceful termination")
@@ -141,11 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         build = ["--target", "cpu", "--precision", "int8", "--output", str(repository)]
         assert build_engines_main(build) == 0
     spec = ENGINE_SPECS["int8"]
-    server = TritonServer(
+    server = TritonServer.on_free_ports(
         repository,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
         log_path=args.log,
         models=[spec.triton_model("tensorrt_llm"), spec.triton_model("bls")],
     )

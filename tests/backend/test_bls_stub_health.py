@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from build_engines.launcher import TritonServer, free_port
+from build_engines.launcher import TritonServer
 from build_engines.spec import ENGINE_SPECS
 from tests.backend.bls_soak import python_stubs, run_round, stub_death_lines, stub_is_alive
 
@@ -34,11 +34,8 @@ CONCURRENCY = 64
 
 
 def own_triton(repository: Path, log_dir: Path, models: list[str]) -> TritonServer:
-    return TritonServer(
+    return TritonServer.on_free_ports(
         repository,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
         log_path=log_dir / "tritonserver.log",
         models=models,
     )

@@ -21,11 +21,8 @@ from build_engines.launcher import (
 
 
 def server_on_free_ports(repository: Path, log_dir: Path) -> TritonServer:
-    return TritonServer(
+    return TritonServer.on_free_ports(
         repository,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
         log_path=log_dir / f"tritonserver-{time.monotonic_ns()}.log",
     )
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from build_engines.cli import main as build_engines_main
-from build_engines.launcher import TritonServer, free_port
+from build_engines.launcher import TritonServer
 
 CORE_PATTERN = Path("/proc/sys/kernel/core_pattern")
 
@@ -33,11 +33,8 @@ def test_stopping_triton_leaves_no_crashed_stub(
     limits = resource.getrlimit(resource.RLIMIT_CORE)
     resource.setrlimit(resource.RLIMIT_CORE, (limits[1], limits[1]))
     try:
-        server = TritonServer(
+        server = TritonServer.on_free_ports(
             repository,
-            http_port=free_port(),
-            grpc_port=free_port(),
-            metrics_port=free_port(),
             log_path=tmp_path / "tritonserver.log",
         )
         with server:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from build_engines.launcher import TritonServer, free_port
+from build_engines.launcher import TritonServer
 from build_engines.spec import ENGINE_SPECS
 from tests.accounting import new_account, run, twin_metric
 from tests.gateway_fixtures import GatewayFactory
@@ -21,11 +21,8 @@ def two_tritons(cpu_model_repository: Path, tmp_path: Path) -> Iterator[list[Tri
     with ExitStack() as stack:
         yield [
             stack.enter_context(
-                TritonServer(
+                TritonServer.on_free_ports(
                     cpu_model_repository,
-                    http_port=free_port(),
-                    grpc_port=free_port(),
-                    metrics_port=free_port(),
                     log_path=tmp_path / f"tritonserver-{index}.log",
                     models=[spec.triton_model("tensorrt_llm") for spec in ENGINE_SPECS.values()],
                 )

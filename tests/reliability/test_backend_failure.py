@@ -7,35 +7,17 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from build_engines.launcher import TritonServer, free_port
-from build_engines.spec import ENGINE_SPECS
+from build_engines.launcher import TritonServer
 from tests.accounting import RawStream, new_account, run, wait_for_records
 from tests.gateway_fixtures import GatewayFactory, GatewayProcess
 
 pytestmark = pytest.mark.triton
 LONG = {"prompt": "Once upon a time", "max_tokens": 1500, "seed": 4}
 """Seed 4 samples 1,189 tokens before the end token: still streaming when Triton dies."""
-
-
-@pytest.fixture
-def own_triton(cpu_model_repository: Path, tmp_path: Path) -> Iterator[TritonServer]:
-    """A Triton of this test's own (only the token models), which the test may kill."""
-    server = TritonServer(
-        cpu_model_repository,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        log_path=tmp_path / "tritonserver.log",
-        models=[spec.triton_model("tensorrt_llm") for spec in ENGINE_SPECS.values()],
-    )
-    with server:
-        yield server
 
 
 def kill(triton: TritonServer) -> None:

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from build_engines.launcher import TritonServer, free_port
-from build_engines.spec import ENGINE_SPECS
+from build_engines.launcher import TritonServer
 from tests.accounting import RawStream, abandon_run, new_account, twin_metric
 from tests.gateway_fixtures import GatewayFactory, GatewayProcess
 
@@ -31,30 +30,15 @@ Account = tuple[str, str]
 @pytest.fixture
 def storm_gateway(
     database_factory,  # type: ignore[no-untyped-def]
-    storm_triton: TritonServer,
+    own_triton: TritonServer,
     cpu_model_repository: Path,
     tmp_path: Path,
 ) -> Iterator[GatewayProcess]:
-    """A gateway in front of `storm_triton` (and not of the session's Triton)."""
-    factory = GatewayFactory(database_factory, storm_triton, cpu_model_repository, tmp_path)
+    """A gateway in front of `own_triton` (and not of the session's Triton)."""
+    factory = GatewayFactory(database_factory, own_triton, cpu_model_repository, tmp_path)
     yield factory("sqlite")
     for process in factory.started:
         process.stop()
-
-
-@pytest.fixture
-def storm_triton(cpu_model_repository: Path, tmp_path: Path) -> Iterator[TritonServer]:
-    """A Triton of this test's own (only the token models), whose process the test watches."""
-    server = TritonServer(
-        cpu_model_repository,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        log_path=tmp_path / "tritonserver.log",
-        models=[spec.triton_model("tensorrt_llm") for spec in ENGINE_SPECS.values()],
-    )
-    with server:
-        yield server
 
 
 def body(rng: random.Random, max_tokens: int) -> dict[str, object]:
@@ -149,20 +133,20 @@ def wait_until_idle(triton: TritonServer, seconds: float) -> float:
 
 
 def test_tritonserver_lives_through_a_storm_of_abandoned_runs(
-    storm_gateway: GatewayProcess, storm_triton: TritonServer
+    storm_gateway: GatewayProcess, own_triton: TritonServer
 ) -> None:
-    assert storm_triton.process is not None
-    pid = storm_triton.process.pid
+    assert own_triton.process is not None
+    pid = own_triton.process.pid
     account = new_account(storm_gateway, **UNLIMITED)
 
     left = storm(storm_gateway, account, STORM_SECONDS)
 
     assert set(left) == {leave.__name__ for leave in WAYS_TO_LEAVE}
     assert sum(left.values()) >= 300, left
-    assert wait_until_idle(storm_triton, 10) == 0
-    assert storm_triton.process.poll() is None, storm_triton.log_tail()
-    assert storm_triton.process.pid == pid
-    assert storm_triton.is_ready()
+    assert wait_until_idle(own_triton, 10) == 0
+    assert own_triton.process.poll() is None, own_triton.log_tail()
+    assert own_triton.process.pid == pid
+    assert own_triton.is_ready()
     # Every abandoned generation ended by its stop or by itself, none by a gRPC cancellation.
-    assert twin_metric(storm_triton, "cpu_twin_requests_total", outcome="cancelled") == 0
+    assert twin_metric(own_triton, "cpu_twin_requests_total", outcome="cancelled") == 0
     assert "cancelled its gRPC call" not in storm_gateway.log_path.read_text()
