@@ -7,7 +7,8 @@ uv_version="$(sed -n 's/^uv==\([^ ]*\).*/\1/p' scripts/uv.requirements)"
 uv_home=".cache/uv-$uv_version"
 if [ ! -x "$uv_home/bin/uv" ]; then
   rm -rf "$uv_home"
-  "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    --no-deps --require-hashes \
     --target "$uv_home" -r scripts/uv.requirements
 fi
 UV="$PWD/$uv_home/bin/uv"
