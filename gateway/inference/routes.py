@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
@@ -16,7 +15,7 @@ from gateway.inference.errors import client_closed_request
 from gateway.inference.refusals import RefusalRecorder
 from gateway.inference.schemas import ModelInfo, TextGenerationRequest, TextGenerationResult
 from gateway.inference.service import ClientGone, InferenceService
-from gateway.inference.streaming import SSE_HEADERS, EventStream, StreamOptions
+from gateway.inference.streaming import SSE_HEADERS, EventStream, FirstThenRest, StreamOptions
 from gateway.inference.tracking import RunTracker
 from gateway.limits.service import LimitsService
 from gateway.metrics.registry import GatewayMetrics
@@ -108,7 +107,7 @@ class InferenceController(Controller):
             error.headers.update(headers)
             raise
         return EventStream(
-            _prepend(first, events),
+            FirstThenRest(first, events),
             headers={**SSE_HEADERS, **headers},
             send_timeout=stream_options.send_timeout_seconds,
             buffer_bytes=stream_options.buffer_bytes,
@@ -141,16 +140,3 @@ async def _client_gone(request: Request[Any, Any, Any]) -> None:
     """Returns once the client has disconnected: its body was read, so nothing else arrives."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
-
-
-async def _prepend(first: bytes, rest: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
-    """The first event was awaited before the headers went out, so errors get a status.
-
-    Closing this stream (the client went away) closes `rest`, which cancels the backend.
-    """
-    try:
-        yield first
-        async for event in rest:
-            yield event
-    finally:
-        await rest.aclose()

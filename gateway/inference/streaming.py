@@ -106,10 +106,18 @@ class _ClosingStreamingResponse(ASGIStreamingResponse):
     buffer_bytes: int | None = None
 
     async def send_body(self, send: Send, receive: Receive) -> None:
+        """A client gone before the body (its transport already closed) ends the stream
+        here: bounding a closed transport's buffers raises, and the iterator would then be
+        left to the garbage collector, with its generation still running."""
         self._receive = receive
-        if self.buffer_bytes is not None:
-            _bound_buffers(receive, self.buffer_bytes)
-        await super().send_body(send, receive)
+        try:
+            if _connection_closed(receive):
+                return
+            if self.buffer_bytes is not None:
+                _bound_buffers(receive, self.buffer_bytes)
+            await super().send_body(send, receive)
+        finally:
+            await self._close_iterator()
 
     async def _stream(self, send: Send) -> None:
         try:
@@ -135,9 +143,37 @@ class _ClosingStreamingResponse(ASGIStreamingResponse):
                     return
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            if isinstance(self.iterator, AsyncGenerator):
-                with anyio.CancelScope(shield=True):
-                    await self.iterator.aclose()
+            await self._close_iterator()
+
+    async def _close_iterator(self) -> None:
+        aclose = getattr(self.iterator, "aclose", None)
+        if aclose is not None:
+            with anyio.CancelScope(shield=True):
+                await aclose()
+
+
+class FirstThenRest:
+    """The first event (awaited before the headers went out, so that errors get a status),
+    then the rest of its generator. Closing it closes the generator even if iteration never
+    began, which a wrapping async generator would not do (closing an unstarted generator
+    skips its body), so the backend is cancelled when the client left before the body."""
+
+    def __init__(self, first: bytes, rest: AsyncGenerator[bytes, None]) -> None:
+        self._first: bytes | None = first
+        self._rest = rest
+
+    def __aiter__(self) -> FirstThenRest:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return await self._rest.__anext__()
+
+    async def aclose(self) -> None:
+        self._first = None
+        await self._rest.aclose()
 
 
 class EventStream(Stream):

@@ -197,6 +197,11 @@ class TritonGenerator:
                     pass
 
 
+UNANSWERED_GRACE = 12
+"""How many graces an abandoned generation that has not answered yet may wait for its first
+response (queued behind others in Triton) before its call is cancelled anyway."""
+
+
 class TokenStream:
     """The token ids of one generation, as Triton streams them.
 
@@ -264,9 +269,14 @@ class TokenStream:
         if self._track is not None:
             self._track(self._reader)
         self._request_stop()
-        self._grace = asyncio.get_running_loop().call_later(
-            self._stop_grace_seconds, self._cancel_call
-        )
+        # Unanswered, the request may still wait in Triton's queue, and its stop is sent
+        # again with its first response: the grace runs from then, within a far bound.
+        self._arm_grace(self._stop_grace_seconds * (1 if self._answered else UNANSWERED_GRACE))
+
+    def _arm_grace(self, seconds: float) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+        self._grace = asyncio.get_running_loop().call_later(seconds, self._cancel_call)
 
     def _cancel_call(self) -> None:
         if self._reader.done():
@@ -308,6 +318,7 @@ class TokenStream:
             self._answered = True
             if self._abandoned:  # the first stop may have overtaken the request
                 self._request_stop()
+                self._arm_grace(self._stop_grace_seconds)
 
     def _stop_reading(self, end: Exception) -> None:
         if self._end is None:

@@ -23,6 +23,9 @@ from tests.gateway_fixtures import GatewayFactory, GatewayProcess
 pytestmark = pytest.mark.triton
 STORM_SECONDS = 30.0
 CLIENTS = 12
+FALLBACK_SHARE = 0.02
+"""At most this share of abandoned runs may end by the fallback gRPC cancellation (cancelling
+every abandoned call, as before, was 25%)."""
 UNLIMITED = {"requests_per_minute": 0, "tokens_per_minute": 0, "concurrent_streams": 0}
 Account = tuple[str, str]
 
@@ -147,6 +150,12 @@ def test_tritonserver_lives_through_a_storm_of_abandoned_runs(
     assert own_triton.process.poll() is None, own_triton.log_tail()
     assert own_triton.process.pid == pid
     assert own_triton.is_ready()
-    # Every abandoned generation ended by its stop or by itself, none by a gRPC cancellation.
-    assert twin_metric(own_triton, "cpu_twin_requests_total", outcome="cancelled") == 0
-    assert "cancelled its gRPC call" not in storm_gateway.log_path.read_text()
+    # Abandoned generations end by their stop or by themselves. A gRPC cancellation is only
+    # the gateway's fallback for a stream still open 5 s after its stop (on 2 busy cores an
+    # end can be that late): rare, where cancelling every abandoned call was a quarter of them.
+    log = storm_gateway.log_path.read_text()
+    assert "Exception in ASGI application" not in log  # e.g. a client gone before the body
+    calls_cancelled = log.count("cancelled its gRPC call")
+    assert calls_cancelled <= FALLBACK_SHARE * sum(left.values()), (calls_cancelled, left)
+    cancelled_in_twin = twin_metric(own_triton, "cpu_twin_requests_total", outcome="cancelled")
+    assert cancelled_in_twin <= calls_cancelled
