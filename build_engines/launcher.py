@@ -46,6 +46,14 @@ class TritonLaunchError(RuntimeError):
     pass
 
 
+class TritonCrashedLoading(TritonLaunchError):
+    """The server was killed by a signal before it was ready."""
+
+    @property
+    def summary(self) -> str:
+        return str(self).split(":", 1)[0]
+
+
 class TritonGaveUp(TritonLaunchError):
     """The server kept exiting: restarting it again would only hide the fault."""
 
@@ -252,8 +260,27 @@ class TritonServer:
     def start(self, timeout: float = 120.0, abandon: threading.Event | None = None) -> TritonServer:
         """Start the server and wait until it is ready; it ends when this process ends.
 
-        `abandon`, once set, stops the wait.
+        A server killed by a signal while loading its models is started once more, its log
+        kept: Triton 24.10's Python backend (the wheel's) can abort on a loaded machine with
+        `boost::interprocess::lock_exception` while it starts model instances. A second
+        crash, or any other failure, is raised. `abandon`, once set, stops the wait.
         """
+        try:
+            return self._start_once(timeout, abandon)
+        except TritonCrashedLoading as crash:
+            kept = self._keep_log()
+            print(f"{crash.summary}, log {kept}; starting it once more", file=sys.stderr)
+            return self._start_once(timeout, abandon)
+
+    def _keep_log(self) -> Path | None:
+        """Move the log aside (…exited-<ns>.log) so that the next start writes a new one."""
+        if self.log_path is None or not self.log_path.exists():
+            return None
+        kept = self.log_path.with_suffix(f".exited-{time.time_ns()}.log")
+        self.log_path.replace(kept)
+        return kept
+
+    def _start_once(self, timeout: float, abandon: threading.Event | None) -> TritonServer:
         self.ensure_ports_free()
         runtime = TritonRuntime.from_installed_wheel()
         log_path = self.log_path or self.cache_dir / f"tritonserver-{self.http_port}.log"
@@ -281,9 +308,9 @@ class TritonServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise TritonLaunchError(
-                    f"tritonserver exited with {self.process.returncode}:\n{self.log_tail()}"
-                )
+                code = self.process.returncode
+                error = TritonCrashedLoading if code < 0 else TritonLaunchError
+                raise error(f"tritonserver exited with {code}:\n{self.log_tail()}")
             name = self.answering_server()
             if name not in (None, self.server_id):
                 raise TritonLaunchError(
@@ -354,8 +381,7 @@ class TritonServer:
         abandon = abandon or threading.Event()
         if abandon.wait(delay):
             return None
-        if self.log_path is not None and self.log_path.exists():
-            self.log_path.replace(self.log_path.with_suffix(f".exited-{time.time_ns()}.log"))
+        self._keep_log()
         self.start(timeout, abandon)
         return code
 

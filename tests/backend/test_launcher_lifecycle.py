@@ -1,5 +1,6 @@
 """`TritonServer`'s own guarantees: readiness is its own server's, a server started from a
-passing thread outlives the thread, busy ports are refused, and restarts back off then stop."""
+passing thread outlives the thread, busy ports are refused, a crash while loading is started
+once more, and restarts back off then stop."""
 
 from __future__ import annotations
 
@@ -33,6 +34,58 @@ def empty_repository(tmp_path: Path) -> Path:
     repository = tmp_path / "model_repository"
     repository.mkdir()
     return repository
+
+
+CRASHING_MODEL = """\
+import os, pathlib, signal
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        crashes_left = pathlib.Path(__file__).with_name("crashes_left")
+        left = int(crashes_left.read_text())
+        if left > 0:
+            crashes_left.write_text(str(left - 1))
+            os.kill(os.getppid(), signal.SIGABRT)  # the stub's parent: tritonserver
+
+    def execute(self, requests):
+        return []
+"""
+CRASHING_MODEL_CONFIG = """\
+backend: "python"
+max_batch_size: 0
+input [{ name: "X", data_type: TYPE_FP32, dims: [ 1 ] }]
+output [{ name: "Y", data_type: TYPE_FP32, dims: [ 1 ] }]
+instance_group [{ kind: KIND_CPU, count: 1 }]
+"""
+
+
+def repository_whose_model_kills_triton(tmp_path: Path, starts: int) -> Path:
+    """A model whose loading kills tritonserver with SIGABRT on its first `starts` loads, as
+    Triton 24.10's Python backend sometimes aborts on a loaded machine."""
+    repository = tmp_path / "model_repository"
+    (repository / "crasher" / "1").mkdir(parents=True)
+    (repository / "crasher" / "config.pbtxt").write_text(CRASHING_MODEL_CONFIG)
+    (repository / "crasher" / "1" / "model.py").write_text(CRASHING_MODEL)
+    (repository / "crasher" / "1" / "crashes_left").write_text(str(starts))
+    return repository
+
+
+@pytest.mark.triton
+def test_a_tritonserver_killed_while_loading_is_started_once_more_and_its_log_kept(
+    tmp_path: Path,
+) -> None:
+    server = server_on_free_ports(repository_whose_model_kills_triton(tmp_path, 1), tmp_path)
+    with server:
+        assert server.is_ready()
+    assert [log.name for log in tmp_path.glob("*.exited-*.log")] != []
+
+
+@pytest.mark.triton
+def test_a_tritonserver_killed_twice_while_loading_is_an_error(tmp_path: Path) -> None:
+    server = server_on_free_ports(repository_whose_model_kills_triton(tmp_path, 2), tmp_path)
+    with pytest.raises(TritonLaunchError, match="exited with -6"):
+        server.start()
 
 
 @pytest.mark.triton
