@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,7 +72,8 @@ class GatewayProcess:
         return self.process.wait()
 
 
-def start_gateway(env: dict[str, str], log_path: Path, *, migrate: bool = True) -> GatewayProcess:
+def start_gateway(env: dict[str, str], log_path: Path) -> GatewayProcess:
+    """A gateway on a database already at the schema's head (see `DatabaseFactory`)."""
     port = free_port()
     environment = {
         **os.environ,
@@ -79,10 +81,6 @@ def start_gateway(env: dict[str, str], log_path: Path, *, migrate: bool = True) 
         "GATEWAY_USAGE_JOURNAL_DIR": str(log_path.parent / "usage-journal"),
         **env,
     }
-    if migrate:
-        subprocess.run(
-            [sys.executable, "-m", "gateway", "migrate"], env=environment, check=True, timeout=120
-        )
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
@@ -119,29 +117,78 @@ async def _postgres(statement: str) -> None:
         await connection.close()
 
 
-@pytest.fixture(scope="session")
-def database_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """Makes fresh, empty databases: `make("sqlite")` or `make("postgresql")` → URL."""
-    created: list[str] = []
+def migrate(database_url: str, *args: str) -> None:
+    """`gateway migrate [args]` on `database_url`: the real CLI, as an operator runs it."""
+    subprocess.run(
+        [sys.executable, "-m", "gateway", "migrate", *args],
+        env={**os.environ, "DATABASE_URL": database_url},
+        check=True,
+        timeout=120,
+    )
 
-    def make(backend: str) -> str:
+
+class DatabaseFactory:
+    """Makes fresh databases at the schema's head: `make("sqlite")` or `make("postgresql")`
+    → URL; `migrated=False` makes an empty one.
+
+    Each is a copy of a template that `gateway migrate` brought to the head once per
+    session (a file copy; PostgreSQL's `CREATE DATABASE … TEMPLATE`), which spares every
+    gateway a test starts its own migration run.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._sqlite_template: Path | None = None
+        self._postgres_template: str | None = None
+        self.created: list[str] = []
+
+    def __call__(self, backend: str, *, migrated: bool = True) -> str:
         if backend == "sqlite":
-            path = tmp_path_factory.mktemp("sqlite") / "gateway.db"
+            path = self._directory / f"sqlite-{uuid.uuid4().hex[:12]}" / "gateway.db"
+            path.parent.mkdir()
+            if migrated:
+                shutil.copyfile(self._migrated_sqlite(), path)
             return f"sqlite+aiosqlite:///{path}"
         name = f"gw_test_{uuid.uuid4().hex[:12]}"
-        asyncio.run(_postgres(f'CREATE DATABASE "{name}"'))
-        created.append(name)
-        return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+        template = f' TEMPLATE "{self._migrated_postgres()}"' if migrated else ""
+        asyncio.run(_postgres(f'CREATE DATABASE "{name}"{template}'))
+        self.created.append(name)
+        return postgres_url(name)
 
+    def _migrated_sqlite(self) -> Path:
+        if self._sqlite_template is None:
+            template = self._directory / "sqlite-template" / "gateway.db"
+            template.parent.mkdir()
+            migrate(f"sqlite+aiosqlite:///{template}")
+            self._sqlite_template = template
+        return self._sqlite_template
+
+    def _migrated_postgres(self) -> str:
+        if self._postgres_template is None:
+            name = f"gw_template_{uuid.uuid4().hex[:12]}"
+            asyncio.run(_postgres(f'CREATE DATABASE "{name}"'))
+            self.created.append(name)
+            migrate(postgres_url(name))
+            self._postgres_template = name
+        return self._postgres_template
+
+
+def postgres_url(database: str) -> str:
+    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
+
+
+@pytest.fixture(scope="session")
+def database_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
+    make = DatabaseFactory(tmp_path_factory.mktemp("databases"))
     yield make
-    for name in created:
+    for name in reversed(make.created):
         asyncio.run(_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def gateway(
     request: pytest.FixtureRequest,
-    database_factory,  # type: ignore[no-untyped-def]
+    database_factory: DatabaseFactory,
     triton: TritonServer,
     cpu_model_repository: Path,
     tmp_path_factory: pytest.TempPathFactory,
@@ -175,7 +222,7 @@ class GatewayFactory:
 
     def __init__(
         self,
-        database_factory,  # type: ignore[no-untyped-def]
+        database_factory: DatabaseFactory,
         triton: TritonServer,
         repository: Path,
         directory: Path,
@@ -207,7 +254,7 @@ class GatewayFactory:
 
 @pytest.fixture
 def gateway_factory(
-    database_factory,  # type: ignore[no-untyped-def]
+    database_factory: DatabaseFactory,
     triton: TritonServer,
     cpu_model_repository: Path,
     tmp_path: Path,

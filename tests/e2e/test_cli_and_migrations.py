@@ -7,14 +7,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 
 import pytest
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.e2e.test_admin_api import verify
-from tests.gateway_fixtures import GatewayProcess
+from tests.gateway_fixtures import DatabaseFactory, GatewayProcess, migrate
 
 
 def gateway_cli(gateway: GatewayProcess, *args: str) -> subprocess.CompletedProcess[str]:
@@ -61,20 +60,11 @@ async def table_names(url: str) -> set[str]:
     return names
 
 
-def migrate(url: str, *args: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "gateway", "migrate", *args],
-        env={**os.environ, "DATABASE_URL": url},
-        check=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_migrations_upgrade_downgrade_and_upgrade_again(
-    backend: str, database_factory: Callable[[str], str]
+    backend: str, database_factory: DatabaseFactory
 ) -> None:
-    url = database_factory(backend)
+    url = database_factory(backend, migrated=False)
     migrate(url)
     assert {"accounts", "api_tokens"} <= asyncio.run(table_names(url))
     migrate(url, "--downgrade", "base")

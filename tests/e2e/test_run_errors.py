@@ -170,7 +170,6 @@ def gateway_without_triton(
     process = start_gateway(
         {**gateway.env, "TRITON_GRPC_URL": f"127.0.0.1:{free_port()}"},
         tmp_path_factory.mktemp("gw-no-triton") / "gateway.log",
-        migrate=False,
     )
     yield process
     process.stop()
