@@ -162,8 +162,14 @@ class RecordingSender:
 class FakeRequest:
     """A Triton request as the Python backend sees it: named tensors with a batch dim."""
 
-    def __init__(self, inputs: dict[str, npt.NDArray[Any]], request_id: str = "") -> None:
+    def __init__(
+        self,
+        inputs: dict[str, npt.NDArray[Any]],
+        request_id: str = "",
+        requested_outputs: Sequence[str] = ("output_ids", "sequence_length"),
+    ) -> None:
         self.inputs = {name: FakeTensor(name, array) for name, array in inputs.items()}
+        self.requested_outputs = list(requested_outputs)
         self.sender = RecordingSender()
         self.cancelled = False
         self.cancel_after_responses: int | None = None
@@ -178,6 +184,9 @@ class FakeRequest:
 
     def request_id(self) -> str:
         return self._request_id
+
+    def requested_output_names(self) -> list[str]:
+        return self.requested_outputs
 
 
 def python_backend_utils() -> types.ModuleType:

@@ -24,23 +24,30 @@ from .scheduler import Outcome, Scheduler, SchedulingPolicy
 
 
 class TritonResponseChannel:
-    """A request's response sender, speaking TensorRT-LLM's output tensors.
+    """A request's response sender, speaking TensorRT-LLM's output tensors: `output_ids` as
+    (batch 1, beam 1, tokens), `sequence_length` as (batch 1, beam 1), each only if the
+    request asked for it, as TensorRT-LLM's backend does.
 
-    `output_ids` goes out as (batch 1, beam 1, tokens), `sequence_length` as (batch 1, beam 1).
+    Sending more is not harmless on Triton 24.10: the stub's decoupled `send` drops outputs
+    nobody asked for with the GIL released, so their NumPy arrays are freed without it, which
+    corrupts the stub's heap and kills it now and then under load (the gateway asks for
+    `output_ids` alone; python_backend#390, fixed in 24.12).
     """
 
     def __init__(self, request: Any) -> None:
         self._request = request
         self._sender = request.get_response_sender()
+        self._outputs = frozenset(request.requested_output_names())
 
     def send_tokens(self, token_ids: Sequence[int], sequence_length: int, *, final: bool) -> None:
-        output_ids = np.asarray(token_ids, dtype=np.int32).reshape(1, 1, -1)
-        response = pb_utils.InferenceResponse(
-            output_tensors=[
-                pb_utils.Tensor("output_ids", output_ids),
-                pb_utils.Tensor("sequence_length", np.array([[sequence_length]], np.int32)),
-            ]
-        )
+        tensors = []
+        if "output_ids" in self._outputs:
+            output_ids = np.asarray(token_ids, dtype=np.int32).reshape(1, 1, -1)
+            tensors.append(pb_utils.Tensor("output_ids", output_ids))
+        if "sequence_length" in self._outputs:
+            lengths = np.array([[sequence_length]], np.int32)
+            tensors.append(pb_utils.Tensor("sequence_length", lengths))
+        response = pb_utils.InferenceResponse(output_tensors=tensors)
         self._sender.send(
             response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL if final else 0
         )

@@ -123,7 +123,11 @@ class RecordingEvents:
 
 
 def triton_request(
-    input_ids: Sequence[int], output_len: int, request_id: str = "", **optional: Any
+    input_ids: Sequence[int],
+    output_len: int,
+    request_id: str = "",
+    requested_outputs: Sequence[str] = ("output_ids", "sequence_length"),
+    **optional: Any,
 ) -> FakeRequest:
     """Tensors shaped as Triton delivers them for max_batch_size > 0 (scalars as [1])."""
     dtypes = {
@@ -145,7 +149,7 @@ def triton_request(
     for name, value in optional.items():
         array = np.array(value, dtype=dtypes.get(name, np.int32))
         inputs[name] = array[None] if array.ndim else array.reshape(1)
-    return FakeRequest(inputs, request_id)
+    return FakeRequest(inputs, request_id, requested_outputs)
 
 
 def stop_words_list(words: Sequence[Sequence[int]]) -> list[list[int]]:

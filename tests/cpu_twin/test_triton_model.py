@@ -34,6 +34,15 @@ def test_execute_returns_at_once_and_streams_batch_beam_token_tensors(model: Any
         assert flags == (FINAL if index == 4 else 0)
 
 
+def test_only_the_outputs_a_request_asks_for_are_sent(model: Any) -> None:
+    """Triton 24.10's stub frees the others without the GIL (see TritonResponseChannel)."""
+    request = triton_request(PROMPT, 3, streaming=True, requested_outputs=["output_ids"])
+    model.execute([request])
+    for response, _ in request.sender.wait().responses:
+        assert response is not None
+        assert [tensor.name() for tensor in response.output_tensors()] == ["output_ids"]
+
+
 def test_non_streaming_returns_input_and_output_once(model: Any) -> None:
     request = triton_request(PROMPT, 5)
     model.execute([request])
