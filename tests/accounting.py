@@ -148,8 +148,15 @@ class RawStream:
         """Completion tokens in the complete events received (the last `id:`)."""
         return max((i for _, i in self.events if i is not None), default=0)
 
-    def read_events(self, count: int) -> None:
+    def read_events(self, count: int, timeout: float = 60) -> None:
+        """Until `count` events (or the end) arrived; keep-alives alone do not count, so a
+        stalled backend fails here instead of hanging the test."""
+        deadline = time.monotonic() + timeout
         while self.received.count(b"\nid: ") < count and b"[DONE]" not in self.received:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"fewer than {count} events in {timeout:.0f} s: ...{self.received[-200:]!r}"
+                )
             chunk = self.socket.recv(65536)
             if not chunk:
                 return

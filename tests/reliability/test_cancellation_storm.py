@@ -104,6 +104,7 @@ WAYS_TO_LEAVE: list[Callable[[GatewayProcess, Account, random.Random], None]] = 
 def storm(gateway: GatewayProcess, account: Account, seconds: float) -> Counter[str]:
     """`CLIENTS` threads abandoning runs, each in a random way, for `seconds`."""
     left: Counter[str] = Counter()
+    stuck: list[str] = []
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
 
@@ -115,6 +116,9 @@ def storm(gateway: GatewayProcess, account: Account, seconds: float) -> Counter[
                 leave(gateway, account, rng)
             except OSError:  # the gateway may reset a connection it has given up on
                 continue
+            except AssertionError as error:  # no events: the backend stopped answering
+                stuck.append(f"{leave.__name__}: {error}")
+                return
             with lock:
                 left[leave.__name__] += 1
 
@@ -123,6 +127,7 @@ def storm(gateway: GatewayProcess, account: Account, seconds: float) -> Counter[
         thread.start()
     for thread in threads:
         thread.join()
+    assert not stuck, stuck
     return left
 
 
