@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from build_engines.launcher import TritonServer
 from tests.accounting import RawStream, new_account, run, run_url, wait_for_records
-from tests.gateway_fixtures import GatewayProcess, start_gateway
+from tests.gateway_fixtures import DatabaseFactory, GatewayFactory, GatewayProcess
 from tests.limits.redis_server import RedisServer
 from tests.limits.test_limits_api import in_a_fresh_minute
 
@@ -39,59 +39,47 @@ def redis(shared_redis: RedisServer) -> RedisServer:
     return shared_redis
 
 
-def _gateway(
-    directory: Path,
-    database_factory: Callable[[str], str],
+def gateways_on(
+    redis: RedisServer,
+    database_factory: DatabaseFactory,
     triton: TritonServer,
     repository: Path,
-    server: RedisServer,
+    directory: Path,
     **env: str,
-) -> GatewayProcess:
-    return start_gateway(
-        {
-            "DATABASE_URL": database_factory("sqlite"),
-            "TRITON_GRPC_URL": triton.grpc_url,
-            "GATEWAY_MODEL_REPOSITORY": str(repository),
-            "GATEWAY_USAGE_FLUSH_INTERVAL_SECONDS": "0.2",
-            "REDIS_URL": server.url,
-            **env,
-        },
-        directory / "gateway.log",
-    )
+) -> Iterator[GatewayProcess]:
+    factory = GatewayFactory(database_factory, triton, repository, directory)
+    yield factory("sqlite", REDIS_URL=redis.url, **env)
+    for process in factory.started:
+        process.stop()
 
 
 @pytest.fixture(scope="module")
 def gateway_on_redis(
-    database_factory: Callable[[str], str],
+    database_factory: DatabaseFactory,
     triton: TritonServer,
     cpu_model_repository: Path,
     tmp_path_factory: pytest.TempPathFactory,
     shared_redis: RedisServer,
 ) -> Iterator[GatewayProcess]:
     """Limits in Redis, no fallback (the default): a budget is a budget."""
-    process = _gateway(
+    yield from gateways_on(
+        shared_redis, database_factory, triton, cpu_model_repository,
         tmp_path_factory.mktemp("strict"),
-        database_factory, triton, cpu_model_repository, shared_redis,
     )  # fmt: skip
-    yield process
-    process.stop()
 
 
 @pytest.fixture(scope="module")
 def gateway_with_fallback(
-    database_factory: Callable[[str], str],
+    database_factory: DatabaseFactory,
     triton: TritonServer,
     cpu_model_repository: Path,
     tmp_path_factory: pytest.TempPathFactory,
     shared_redis: RedisServer,
 ) -> Iterator[GatewayProcess]:
-    process = _gateway(
-        tmp_path_factory.mktemp("fallback"),
-        database_factory, triton, cpu_model_repository, shared_redis,
-        GATEWAY_LIMIT_LOCAL_FALLBACK="true",
+    yield from gateways_on(
+        shared_redis, database_factory, triton, cpu_model_repository,
+        tmp_path_factory.mktemp("fallback"), GATEWAY_LIMIT_LOCAL_FALLBACK="true",
     )  # fmt: skip
-    yield process
-    process.stop()
 
 
 def timed_run(
