@@ -352,15 +352,27 @@ class TritonServer:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
     def stop(self, timeout: float = 20.0) -> int | None:
-        """SIGTERM (Triton drains in-flight requests), then SIGKILL after `timeout`."""
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            return self.process.wait()
+        """SIGTERM (Triton drains in-flight requests), then SIGKILL after `timeout`; then
+        whatever is left of its process group (see `_kill_leftovers`)."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._kill_leftovers()
+        return self.process.returncode
+
+    def _kill_leftovers(self) -> None:
+        """Kill the server's process group once the server has exited: Python-backend stubs
+        that were still loading when tritonserver died stay alive without it (seen after
+        a crash while loading). The server leads its own group (`start_new_session`)."""
+        if self.process is not None and self.process.poll() is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
 
     def restart_if_exited(
         self, timeout: float = 120.0, abandon: threading.Event | None = None
@@ -381,6 +393,7 @@ class TritonServer:
         abandon = abandon or threading.Event()
         if abandon.wait(delay):
             return None
+        self._kill_leftovers()
         self._keep_log()
         self.start(timeout, abandon)
         return code
@@ -438,6 +451,14 @@ def running_triton(model_repository: Path, **options: object) -> Iterator[Triton
         yield server
 
 
+def interrupt_on_sigint_and_sigterm() -> None:
+    """Both raise KeyboardInterrupt, so a server run in the foreground stops cleanly however
+    it is told to: SIGTERM (systemd, a supervisor) as Ctrl-C, and SIGINT even when this
+    process was started with it ignored (as a script's background job is)."""
+    for ending in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(ending, signal.default_int_handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="triton-launch", description=__doc__.split("\n")[0])
     parser.add_argument("--model-repository", type=Path, default=Path("model_repository"))
@@ -457,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         models=args.model,
         log_path=args.log_file,
     )
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops it as Ctrl-C does
+    interrupt_on_sigint_and_sigterm()
     try:
         server.start()
         print(

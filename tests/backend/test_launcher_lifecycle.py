@@ -71,6 +71,25 @@ def repository_whose_model_kills_triton(tmp_path: Path, starts: int) -> Path:
     return repository
 
 
+def processes_serving(repository: Path, within: float = 5.0) -> list[int]:
+    """Live processes whose command line names `repository` (tritonserver and its stubs)
+    once none are left, or those still there after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                command = (entry / "cmdline").read_bytes()
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if str(repository).encode() in command and state not in ("Z", "X"):
+                found.append(int(entry.name))
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
 @pytest.mark.triton
 def test_a_tritonserver_killed_while_loading_is_started_once_more_and_its_log_kept(
     tmp_path: Path,
@@ -86,6 +105,14 @@ def test_a_tritonserver_killed_twice_while_loading_is_an_error(tmp_path: Path) -
     server = server_on_free_ports(repository_whose_model_kills_triton(tmp_path, 2), tmp_path)
     with pytest.raises(TritonLaunchError, match="exited with -6"):
         server.start()
+
+
+@pytest.mark.triton
+def test_a_tritonserver_killed_while_loading_leaves_no_stub_behind(tmp_path: Path) -> None:
+    repository = repository_whose_model_kills_triton(tmp_path, 2)
+    with pytest.raises(TritonLaunchError):
+        server_on_free_ports(repository, tmp_path).start()
+    assert processes_serving(repository) == []
 
 
 @pytest.mark.triton
