@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import sys
 from urllib.parse import urlparse
 
@@ -23,6 +22,7 @@ from build_engines.launcher import (
     TritonGaveUp,
     TritonLaunchError,
     TritonServer,
+    interrupt_on_sigint_and_sigterm,
     port_is_free,
     restarted_when_it_exits,
 )
@@ -40,7 +40,7 @@ DEMO_ACCOUNT = "demo"
 
 
 def up(host: str | None = None, port: int | None = None) -> int:
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interrupt_on_sigint_and_sigterm()
     try:
         return _up(host, port)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM; uvicorn re-raises it once it has drained

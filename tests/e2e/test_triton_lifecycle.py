@@ -107,9 +107,18 @@ def empty_repository(tmp_path: Path) -> Path:
     return repository
 
 
+RUN_MODULE_WITH_SIGINT_IGNORED = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "os.execv(sys.executable, [sys.executable, '-m', *sys.argv[1:]])"
+)
+
+
 @pytest.fixture
 def launch(tmp_path: Path) -> Iterator[Launch]:
-    """Starts a CLI command in `tmp_path`; whatever is still running at the end is killed."""
+    """Starts a CLI command in `tmp_path`; whatever is still running at the end is killed.
+
+    The command starts with SIGINT ignored, as a script's background job does (and some CI
+    runners): the CLIs must stop on SIGINT all the same."""
     started: list[Launched] = []
 
     def start(*command: str, **env: str) -> Launched:
@@ -117,7 +126,7 @@ def launch(tmp_path: Path) -> Iterator[Launch]:
         stdout, stderr = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
         with stdout.open("wb") as out, stderr.open("wb") as err:
             process = subprocess.Popen(
-                [sys.executable, "-m", *command],
+                [sys.executable, "-c", RUN_MODULE_WITH_SIGINT_IGNORED, *command],
                 cwd=tmp_path,
                 env={**os.environ, **env},
                 stdout=out,
