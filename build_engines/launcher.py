@@ -49,9 +49,9 @@ class TritonLaunchError(RuntimeError):
 class TritonCrashedLoading(TritonLaunchError):
     """The server was killed by a signal before it was ready."""
 
-    @property
-    def summary(self) -> str:
-        return str(self).split(":", 1)[0]
+    def __init__(self, returncode: int, log_tail: str) -> None:
+        super().__init__(f"tritonserver exited with {returncode}:\n{log_tail}")
+        self.returncode = returncode
 
 
 class TritonGaveUp(TritonLaunchError):
@@ -269,7 +269,8 @@ class TritonServer:
             return self._start_once(timeout, abandon)
         except TritonCrashedLoading as crash:
             kept = self._keep_log()
-            print(f"{crash.summary}, log {kept}; starting it once more", file=sys.stderr)
+            print(f"tritonserver exited with {crash.returncode} while loading, log {kept}; "
+                  "starting it once more", file=sys.stderr)  # fmt: skip
             return self._start_once(timeout, abandon)
 
     def _keep_log(self) -> Path | None:
@@ -309,8 +310,9 @@ class TritonServer:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 code = self.process.returncode
-                error = TritonCrashedLoading if code < 0 else TritonLaunchError
-                raise error(f"tritonserver exited with {code}:\n{self.log_tail()}")
+                if code < 0:
+                    raise TritonCrashedLoading(code, self.log_tail())
+                raise TritonLaunchError(f"tritonserver exited with {code}:\n{self.log_tail()}")
             name = self.answering_server()
             if name not in (None, self.server_id):
                 raise TritonLaunchError(
