@@ -32,7 +32,8 @@ class TwinConfig:
     """Pace of each decode step (0 = as fast as the CPU goes), to mimic a GPU's token rate."""
     cancellation_check_period_ms: float
     weight_precision: Precision
-    weight_seed: int
+    weights_file: str
+    """The engine file (`weights.py`), relative to the model's version folder or absolute."""
     network: LlamaShape
     exclude_input_in_output: bool = False
     """Default when a request does not say, as the tensorrtllm backend's parameter of that name."""
@@ -61,7 +62,7 @@ def parse_twin_config(parameters: Mapping[str, Any]) -> TwinConfig:
             "cancellation_check_period_ms", default=DEFAULT_CANCELLATION_CHECK_PERIOD_MS
         ),
         weight_precision=reader.precision("weight_precision"),
-        weight_seed=reader.non_negative_int("weight_seed"),
+        weights_file=reader.text("weights_file"),
         network=network,
         exclude_input_in_output=reader.boolean("exclude_input_in_output", default=False),
     )
@@ -94,9 +95,6 @@ class _ParameterReader:
     def positive_int(self, key: str) -> int:
         return self._checked(key, int, lambda value: value > 0, "a positive integer")
 
-    def non_negative_int(self, key: str) -> int:
-        return self._checked(key, int, lambda value: value >= 0, "a non-negative integer")
-
     def positive_float(self, key: str, default: float | None = None) -> float:
         return self._checked(key, float, lambda value: value > 0, "a positive number", default)
 
@@ -108,6 +106,9 @@ class _ParameterReader:
         if text not in ("true", "false"):
             raise ConfigError(f"parameter {key!r} must be true or false, got {text!r}")
         return text == "true"
+
+    def text(self, key: str) -> str:
+        return self._text(key, default=None)
 
     def precision(self, key: str) -> Precision:
         text = self._text(key, default=None)

@@ -1,17 +1,16 @@
-"""A tiny Llama in NumPy: the same computation as Llama-2, at a size a CPU decodes quickly.
+"""A Llama-architecture network in NumPy: Llama-2's computation at a size a CPU decodes.
 
-Weights are random (from a seed), so the text is gibberish, but everything the serving path
-depends on is real: a prompt is prefilled in one pass, every later token is one decode step
-against a per-request KV cache, and the weights are stored as the engine stores them
-(int8 with per-output-channel scales for weight-only quantization, or fp16), dequantized
-inside the matmul while activations stay float32.
+The twin runs a real small model (SmolLM2-135M-Instruct, converted by `build_engines.smollm2`)
+or, for tests that need a fast synthetic backend, a tiny network with random weights. Either
+way everything the serving path depends on is real: a prompt is prefilled in one pass, every
+later token is one decode step against a per-request KV cache.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -49,85 +48,58 @@ class LlamaShape:
         return self.num_attention_heads // self.num_key_value_heads
 
 
-class Linear(Protocol):
-    """A weight matrix (in_features, out_features) applied to float32 activations."""
-
-    def __call__(self, activations: FloatArray) -> FloatArray: ...
-
-    @property
-    def nbytes(self) -> int: ...
-
-
-class Int8Linear:
-    """Weight-only int8: int8 weights in memory, one float scale per output channel."""
-
-    def __init__(self, weight: FloatArray) -> None:
-        largest = np.abs(weight).max(axis=0)
-        self.scale: FloatArray = (np.where(largest > 0, largest, 1.0) / 127.0).astype(np.float32)
-        quantized = np.clip(np.rint(weight / self.scale), -127, 127)
-        self.weight: npt.NDArray[np.int8] = quantized.astype(np.int8)
-
-    def __call__(self, activations: FloatArray) -> FloatArray:
-        return (activations @ self.weight.astype(np.float32)) * self.scale
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.weight.nbytes + self.scale.nbytes)
-
-
-class Fp16Linear:
-    """Half-precision weights, widened to float32 for the matmul (NumPy has no fast fp16 GEMM)."""
-
-    def __init__(self, weight: FloatArray) -> None:
-        self.weight: npt.NDArray[np.float16] = weight.astype(np.float16)
-
-    def __call__(self, activations: FloatArray) -> FloatArray:
-        return activations @ self.weight.astype(np.float32)
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.weight.nbytes)
-
-
-def make_linear(weight: FloatArray, precision: Precision) -> Linear:
-    return Int8Linear(weight) if precision == "int8" else Fp16Linear(weight)
-
-
 @dataclass(frozen=True)
 class DecoderLayer:
-    """One Llama block; Q/K/V and gate/up are fused, as TensorRT-LLM fuses them."""
+    """One Llama block as float32 matrices (in_features, out_features); Q/K/V and gate/up are
+    fused, as TensorRT-LLM fuses them, so each is one matmul per step."""
 
     attention_norm: FloatArray
-    qkv: Linear
-    output: Linear
+    qkv: FloatArray
+    output: FloatArray
     mlp_norm: FloatArray
-    gate_up: Linear
-    down: Linear
+    gate_up: FloatArray
+    down: FloatArray
+
+    @property
+    def matrices(self) -> tuple[FloatArray, ...]:
+        return (self.qkv, self.output, self.gate_up, self.down)
 
 
 @dataclass(frozen=True)
 class LlamaWeights:
-    embedding: npt.NDArray[np.float16]
+    """The network's weights in float32, the precision the twin computes in.
+
+    A twin's weights are stored as its engine stores them (`weights.py`: int8 with
+    per-channel scales, or float16) and widened once at load: NumPy has no fast int8 or
+    float16 matmul, and widening per step would cost more than the matmul itself.
+    """
+
+    embedding: FloatArray
     layers: tuple[DecoderLayer, ...]
     final_norm: FloatArray
-    lm_head: Linear
+    lm_head: FloatArray | None = None
+    """(hidden, vocab); None when the output layer is the embedding (tied, as SmolLM2's)."""
+
+    @property
+    def output_layer(self) -> FloatArray:
+        return self.embedding.T if self.lm_head is None else self.lm_head
 
     @property
     def nbytes(self) -> int:
-        linears = [self.lm_head]
+        arrays = [self.embedding, self.final_norm]
+        if self.lm_head is not None:
+            arrays.append(self.lm_head)
         for layer in self.layers:
-            linears += [layer.qkv, layer.output, layer.gate_up, layer.down]
-        return int(self.embedding.nbytes) + sum(linear.nbytes for linear in linears)
+            arrays += [layer.attention_norm, layer.mlp_norm, *layer.matrices]
+        return sum(int(array.nbytes) for array in arrays)
 
 
-def random_weights(shape: LlamaShape, precision: Precision, seed: int) -> LlamaWeights:
-    """Draw float32 weights from `seed`, then store them in `precision`.
+def random_weights(shape: LlamaShape, seed: int) -> LlamaWeights:
+    """Float32 weights drawn from `seed`: a network that computes like a model, says nothing.
 
-    Both precisions come from the same float weights, so an int8 twin and an fp16 twin with one
-    seed are the same network, differing only by quantization error, as real engines do.
     Scales follow the usual initialisations: 1/sqrt(fan_in) for projections, residual
-    branches shrunk by the depth, and a head that gives logits of standard deviation
-    `LOGIT_SCALE` after the final RMSNorm.
+    branches shrunk by the depth, and an output layer that gives logits of standard deviation
+    `LOGIT_SCALE` after the final RMSNorm, so greedy decoding has clear winners.
     """
     rng = np.random.default_rng(seed)
     hidden, heads = shape.hidden_size, shape.num_attention_heads
@@ -145,19 +117,19 @@ def random_weights(shape: LlamaShape, precision: Precision, seed: int) -> LlamaW
     layers = tuple(
         DecoderLayer(
             attention_norm=norm_weight(),
-            qkv=make_linear(matrix(hidden, heads * shape.head_dim + 2 * kv_width), precision),
-            output=make_linear(matrix(heads * shape.head_dim, hidden, residual_scale), precision),
+            qkv=matrix(hidden, heads * shape.head_dim + 2 * kv_width),
+            output=matrix(heads * shape.head_dim, hidden, residual_scale),
             mlp_norm=norm_weight(),
-            gate_up=make_linear(matrix(hidden, 2 * shape.intermediate_size), precision),
-            down=make_linear(matrix(shape.intermediate_size, hidden, residual_scale), precision),
+            gate_up=matrix(hidden, 2 * shape.intermediate_size),
+            down=matrix(shape.intermediate_size, hidden, residual_scale),
         )
         for _ in range(shape.num_hidden_layers)
     )
     return LlamaWeights(
-        embedding=embedding.astype(np.float16),
+        embedding=embedding,
         layers=layers,
         final_norm=norm_weight(),
-        lm_head=make_linear(matrix(hidden, shape.vocab_size, LOGIT_SCALE), precision),
+        lm_head=matrix(hidden, shape.vocab_size, LOGIT_SCALE),
     )
 
 
@@ -178,7 +150,7 @@ def softmax_last_axis(scores: FloatArray) -> FloatArray:
     return scores
 
 
-class TinyLlama:
+class LlamaNetwork:
     """Prefill and batched decode of a Llama network over per-request KV caches."""
 
     def __init__(self, shape: LlamaShape, weights: LlamaWeights) -> None:
@@ -188,10 +160,6 @@ class TinyLlama:
         exponents = np.arange(half, dtype=np.float64) * 2.0 / shape.head_dim
         self._inverse_frequencies = (1.0 / shape.rope_theta**exponents).astype(np.float64)
         self._attention_scale = np.float32(1.0 / np.sqrt(shape.head_dim))
-
-    @classmethod
-    def from_seed(cls, shape: LlamaShape, precision: Precision, seed: int) -> TinyLlama:
-        return cls(shape, random_weights(shape, precision, seed))
 
     def new_cache(self) -> KVCache:
         shape = self.shape
@@ -203,7 +171,7 @@ class TinyLlama:
         start = cache.length
         cache.reserve(start + count)
         positions = np.arange(start, start + count)
-        x = self.weights.embedding[token_ids].astype(np.float32)
+        x = self.weights.embedding[token_ids]
         for index, layer in enumerate(self.weights.layers):
             queries, keys, values = self._project_qkv(layer, x, positions)
             cache.keys[index, :, start : start + count] = keys.transpose(1, 0, 2)
@@ -224,7 +192,7 @@ class TinyLlama:
         positions = np.array([cache.length for cache in caches])
         for cache in caches:
             cache.reserve(cache.length + 1)
-        x = self.weights.embedding[token_ids].astype(np.float32)
+        x = self.weights.embedding[token_ids]
         for index, layer in enumerate(self.weights.layers):
             queries, keys, values = self._project_qkv(layer, x, positions)
             attended = self._attend_each(queries, keys, values, caches, positions, index)
@@ -238,7 +206,7 @@ class TinyLlama:
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Q (n, heads, d), K and V (n, kv_heads, d), with rotary embeddings on Q and K."""
         shape = self.shape
-        fused = layer.qkv(rms_norm(x, layer.attention_norm, shape.rms_norm_eps))
+        fused = rms_norm(x, layer.attention_norm, shape.rms_norm_eps) @ layer.qkv
         query_width = shape.num_attention_heads * shape.head_dim
         kv_width = shape.num_key_value_heads * shape.head_dim
         rows = len(x)
@@ -317,13 +285,16 @@ class TinyLlama:
 
     def _finish_layer(self, layer: DecoderLayer, x: FloatArray, attended: FloatArray) -> FloatArray:
         """Attention output projection and the SwiGLU MLP, each added to the residual."""
-        x = x + layer.output(attended.reshape(len(x), -1))
-        gate_up = layer.gate_up(rms_norm(x, layer.mlp_norm, self.shape.rms_norm_eps))
+        x = x + attended.reshape(len(x), -1) @ layer.output
+        gate_up = rms_norm(x, layer.mlp_norm, self.shape.rms_norm_eps) @ layer.gate_up
         gate, up = np.split(gate_up, 2, axis=-1)
-        return x + layer.down(silu(gate) * up)
+        output: FloatArray = x + (silu(gate) * up) @ layer.down
+        return output
 
     def _logits(self, x: FloatArray) -> FloatArray:
-        return self.weights.lm_head(rms_norm(x, self.weights.final_norm, self.shape.rms_norm_eps))
+        normalized = rms_norm(x, self.weights.final_norm, self.shape.rms_norm_eps)
+        logits: FloatArray = normalized @ self.weights.output_layer
+        return logits
 
 
 def _rotate(x: FloatArray, cos: FloatArray, sin: FloatArray) -> FloatArray:

@@ -25,7 +25,7 @@ import numpy.typing as npt
 from .config import TwinConfig
 from .generation_request import GenerationRequest
 from .kv_cache import KVCache
-from .network import TinyLlama
+from .network import LlamaNetwork
 from .sampling import RequestSampler, choose_tokens
 
 UNLOADING_MESSAGE = "the model is being unloaded; the request was not completed"
@@ -144,7 +144,7 @@ class Scheduler:
 
     def __init__(
         self,
-        network: TinyLlama,
+        network: LlamaNetwork,
         policy: SchedulingPolicy,
         events: SchedulerEvents,
         clock: Callable[[], float] = time.monotonic,

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,8 +20,9 @@ import triton_python_backend_utils as pb_utils
 
 from .config import TwinConfig, parse_twin_config
 from .generation_request import RequestError, StopRequest, read_request
-from .network import TinyLlama
+from .network import LlamaNetwork
 from .scheduler import Outcome, Scheduler, SchedulingPolicy
+from .weights import load_weights
 
 
 class TritonResponseChannel:
@@ -134,12 +136,16 @@ class TritonPythonModel:
         model_name = args.get("model_name") or str(model_config.get("name", "cpu_twin"))
         self._metrics = TritonMetrics(model_name)
         config = self._config
-        network = TinyLlama.from_seed(config.network, config.weight_precision, config.weight_seed)
+        weights_file = Path(args["model_repository"]) / args["model_version"] / config.weights_file
+        network = LlamaNetwork(
+            config.network, load_weights(weights_file, config.network, config.weight_precision)
+        )
         self._scheduler = Scheduler(network, SchedulingPolicy.from_config(config), self._metrics)
         self._scheduler.start()
         pb_utils.Logger.log_info(
-            f"cpu_twin: {model_name} ready: {config.weight_precision} weights "
-            f"({network.weights.nbytes} bytes), up to {config.max_inflight_requests} in flight, "
+            f"cpu_twin: {model_name} ready: {config.weight_precision} weights from "
+            f"{weights_file} ({network.weights.nbytes} bytes as float32), "
+            f"up to {config.max_inflight_requests} in flight, "
             f"{config.decode_tokens_per_second or 'unpaced'} tokens/s per stream"
         )
 

@@ -9,22 +9,34 @@ import json
 import sys
 import types
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from build_engines.cpu_twin.config import TwinConfig
-from build_engines.cpu_twin.network import TinyLlama
+from build_engines.cpu_twin.network import LlamaNetwork, random_weights
 from build_engines.cpu_twin.scheduler import Scheduler, SchedulingPolicy
-from tests.cpu_twin.doubles import SMALL_CONFIG, SMALL_SHAPE, RecordingEvents
+from build_engines.cpu_twin.weights import save_weights
+from tests.cpu_twin.doubles import SMALL_CONFIG, SMALL_SHAPE, RecordingEvents, small_network
 from tests.python_backend_doubles import FakeLogger, FakeMetricFamily, python_backend_utils
 
 MakeScheduler = Callable[..., Scheduler]
 
 
 @pytest.fixture(scope="session")
-def network() -> TinyLlama:
-    return TinyLlama.from_seed(SMALL_SHAPE, "int8", seed=7)
+def network() -> LlamaNetwork:
+    return small_network("int8")
+
+
+@pytest.fixture(scope="session")
+def small_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder whose version 1 holds SMALL_CONFIG's weights file."""
+    model_dir = tmp_path_factory.mktemp("twin")
+    (model_dir / "1").mkdir()
+    weights = random_weights(SMALL_SHAPE, seed=7)
+    save_weights(model_dir / "1" / SMALL_CONFIG.weights_file, weights, "int8")
+    return model_dir
 
 
 @pytest.fixture
@@ -33,7 +45,7 @@ def events() -> RecordingEvents:
 
 
 @pytest.fixture
-def make_scheduler(network: TinyLlama, events: RecordingEvents) -> Iterator[MakeScheduler]:
+def make_scheduler(network: LlamaNetwork, events: RecordingEvents) -> Iterator[MakeScheduler]:
     """Start a scheduler with the given policy fields; every one is closed after the test."""
     started: list[Scheduler] = []
 
@@ -65,7 +77,9 @@ def pb_utils(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     return module
 
 
-def model_args(config: TwinConfig, name: str = "twin") -> dict[str, str]:
+def model_args(
+    config: TwinConfig, name: str = "twin", model_dir: Path = Path("twin")
+) -> dict[str, str]:
     """`initialize` arguments as Triton passes them: parameters as string values."""
     fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
     network = fields.pop("network")
@@ -73,19 +87,22 @@ def model_args(config: TwinConfig, name: str = "twin") -> dict[str, str]:
     parameters = {key: {"string_value": str(value)} for key, value in fields.items()}
     return {
         "model_name": name,
+        "model_repository": str(model_dir),
+        "model_version": "1",
         "model_config": json.dumps({"name": name, "parameters": parameters}),
     }
 
 
 @pytest.fixture
-def make_model(pb_utils: types.ModuleType) -> Iterator[Callable[..., Any]]:
+def make_model(pb_utils: types.ModuleType, small_model_dir: Path) -> Iterator[Callable[..., Any]]:
     """Initialize a TritonPythonModel with SMALL_CONFIG changed by keyword; finalized after."""
     triton_model = importlib.import_module("build_engines.cpu_twin.triton_model")
     models: list[Any] = []
 
     def make(**changes: Any) -> Any:
         model = triton_model.TritonPythonModel()
-        model.initialize(model_args(dataclasses.replace(SMALL_CONFIG, **changes)))
+        config = dataclasses.replace(SMALL_CONFIG, **changes)
+        model.initialize(model_args(config, model_dir=small_model_dir))
         models.append(model)
         return model
 

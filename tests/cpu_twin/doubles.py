@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from build_engines.cpu_twin.config import TwinConfig
-from build_engines.cpu_twin.network import LlamaShape
+from build_engines.cpu_twin.network import LlamaNetwork, LlamaShape, Precision, random_weights
 from build_engines.cpu_twin.scheduler import Outcome
+from build_engines.cpu_twin.weights import as_stored
 from tests.python_backend_doubles import WAIT_SECONDS, FakeRequest
 
 SMALL_SHAPE = LlamaShape(
@@ -34,10 +35,17 @@ SMALL_CONFIG = TwinConfig(
     decode_tokens_per_second=0.0,
     cancellation_check_period_ms=10.0,
     weight_precision="int8",
-    weight_seed=7,
+    weights_file="weights.npz",
     network=SMALL_SHAPE,
 )
 PROMPT = [1, 45, 96, 173, 170, 299, 42, 172]
+
+
+def small_network(precision: Precision = "int8", seed: int = 7) -> LlamaNetwork:
+    """The SMALL_SHAPE network with random weights, as the twin runs them once stored."""
+    return LlamaNetwork(
+        SMALL_SHAPE, as_stored(random_weights(SMALL_SHAPE, seed), precision, SMALL_SHAPE)
+    )
 
 
 @dataclass

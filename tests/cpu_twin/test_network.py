@@ -1,4 +1,4 @@
-"""The tiny Llama: quantized storage, KV-cache correctness, and outputs that look like a model's."""
+"""The Llama network: KV-cache correctness, batching, and outputs that look like a model's."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from build_engines.cpu_twin.kv_cache import CHUNK_TOKENS
-from build_engines.cpu_twin.network import Fp16Linear, Int8Linear, TinyLlama
-from tests.cpu_twin.doubles import PROMPT, SMALL_SHAPE
+from build_engines.cpu_twin.network import LlamaNetwork
+from tests.cpu_twin.doubles import PROMPT, SMALL_SHAPE, small_network
 
 
-def greedy(network: TinyLlama, prompt: list[int], count: int) -> list[int]:
+def greedy(network: LlamaNetwork, prompt: list[int], count: int) -> list[int]:
     cache = network.new_cache()
     logits = network.prefill(np.array(prompt), cache)
     tokens: list[int] = []
@@ -21,26 +21,12 @@ def greedy(network: TinyLlama, prompt: list[int], count: int) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def fp16_network() -> TinyLlama:
-    return TinyLlama.from_seed(SMALL_SHAPE, "fp16", seed=7)
-
-
-def test_int8_weights_are_int8_with_one_scale_per_output_channel(network: TinyLlama) -> None:
-    layer = network.weights.layers[0]
-    for linear in (layer.qkv, layer.output, layer.gate_up, layer.down, network.weights.lm_head):
-        assert isinstance(linear, Int8Linear)
-        assert linear.weight.dtype == np.int8
-        assert linear.scale.shape == (linear.weight.shape[1],)
-        assert np.abs(linear.weight).max() == 127
-
-
-def test_fp16_weights_are_float16(fp16_network: TinyLlama) -> None:
-    assert isinstance(fp16_network.weights.lm_head, Fp16Linear)
-    assert fp16_network.weights.lm_head.weight.dtype == np.float16
+def fp16_network() -> LlamaNetwork:
+    return small_network("fp16")
 
 
 def test_int8_logits_are_close_to_the_fp16_twin_of_the_same_seed(
-    network: TinyLlama, fp16_network: TinyLlama
+    network: LlamaNetwork, fp16_network: LlamaNetwork
 ) -> None:
     int8 = network.prefill(np.array(PROMPT), network.new_cache())
     fp16 = fp16_network.prefill(np.array(PROMPT), fp16_network.new_cache())
@@ -49,7 +35,7 @@ def test_int8_logits_are_close_to_the_fp16_twin_of_the_same_seed(
     assert np.abs(int8 - fp16).max() < 0.1 * np.abs(fp16).max()
 
 
-def test_kv_cache_decode_matches_recomputing_the_whole_sequence(network: TinyLlama) -> None:
+def test_kv_cache_decode_matches_recomputing_the_whole_sequence(network: LlamaNetwork) -> None:
     sequence = np.random.default_rng(0).integers(0, SMALL_SHAPE.vocab_size, 40)
     cache = network.new_cache()
     logits = network.prefill(sequence[:10], cache)
@@ -59,7 +45,7 @@ def test_kv_cache_decode_matches_recomputing_the_whole_sequence(network: TinyLla
         logits = network.decode(sequence[end : end + 1], [cache])[0]
 
 
-def test_batched_decode_gives_each_request_its_own_logits(network: TinyLlama) -> None:
+def test_batched_decode_gives_each_request_its_own_logits(network: LlamaNetwork) -> None:
     prompts = [PROMPT, [3, 4, 5], PROMPT[::-1]]
     caches = [network.new_cache() for _ in prompts]
     for prompt, cache in zip(prompts, caches, strict=True):
@@ -70,17 +56,17 @@ def test_batched_decode_gives_each_request_its_own_logits(network: TinyLlama) ->
         np.testing.assert_allclose(batched[row], alone, atol=1e-4)
 
 
-def test_greedy_decoding_is_deterministic_and_varied(network: TinyLlama) -> None:
+def test_greedy_decoding_is_deterministic_and_varied(network: LlamaNetwork) -> None:
     tokens = greedy(network, PROMPT, 30)
     assert tokens == greedy(network, PROMPT, 30)
     assert len(set(tokens)) > 10
 
 
-def test_different_prompts_give_different_outputs(network: TinyLlama) -> None:
+def test_different_prompts_give_different_outputs(network: LlamaNetwork) -> None:
     assert greedy(network, PROMPT, 10) != greedy(network, [1, 200, 201, 202], 10)
 
 
-def test_cache_grows_in_chunks_not_to_the_model_maximum(network: TinyLlama) -> None:
+def test_cache_grows_in_chunks_not_to_the_model_maximum(network: LlamaNetwork) -> None:
     cache = network.new_cache()
     network.prefill(np.arange(10), cache)
     assert (cache.length, cache.capacity) == (10, CHUNK_TOKENS)

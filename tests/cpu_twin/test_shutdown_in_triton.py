@@ -10,6 +10,7 @@ import pytest
 
 from build_engines.cli import main as build_engines_main
 from build_engines.launcher import TritonServer
+from tests.triton_fixtures import RANDOM_TWINS
 
 CORE_PATTERN = Path("/proc/sys/kernel/core_pattern")
 
@@ -24,8 +25,7 @@ def test_stopping_triton_leaves_no_crashed_stub(
         pytest.skip(f"kernel.core_pattern is {CORE_PATTERN.read_text().strip()!r}, not 'core'")
     repository = tmp_path / "model_repository"
     assert (
-        build_engines_main(["--target", "cpu", "--precision", "int8", "--output", str(repository)])
-        == 0
+        build_engines_main([*RANDOM_TWINS, "--precision", "int8", "--output", str(repository)]) == 0
     )
     working_directory = tmp_path / "cwd"
     working_directory.mkdir()
