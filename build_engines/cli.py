@@ -1,6 +1,7 @@
 """`build-engines`: write a complete Triton model repository for each engine.
 
 build-engines --target cpu --precision all --output model_repository
+build-engines --target cpu --precision all --twin-model random --output model_repository
 build-engines --target trtllm --precision int8 --checkpoint ./Llama-2-7b-chat-hf --dry-run
 """
 
@@ -8,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from build_engines.repository import RepositoryPlan, write_repository
+from build_engines.smollm2 import WeightsUnavailable
 from build_engines.spec import ENGINE_SPECS, PRECISIONS, EngineSpec, Precision
-from build_engines.tokenizer_asset import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE
 from build_engines.trtllm_engine import (
     EngineBuildPlan,
     EngineBuildUnavailable,
@@ -21,6 +23,7 @@ from build_engines.trtllm_engine import (
     check_build_environment,
     checkpoint_tokenizer_files,
 )
+from build_engines.twin_models import TWIN_MODELS, load_twin_model
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -61,6 +64,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="cpu: pace each stream like a GPU (0 = as fast as possible)",
     )
     parser.add_argument(
+        "--twin-model",
+        choices=TWIN_MODELS,
+        default="smollm2",
+        help="cpu: the model the twins run: SmolLM2-135M-Instruct (real answers), or a tiny "
+        "random network (a fast synthetic backend for tests); default: %(default)s",
+    )
+    parser.add_argument(
         "--dry-run",
         action="store_true",
         help="trtllm: print the conversion and build plan and stop",
@@ -80,24 +90,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     specs = selected_specs(args.precision)
     if args.target == "cpu":
-        for spec in specs:
-            _write_cpu_repository(args, spec)
-        return 0
+        return _write_cpu_repositories(args, specs)
     return _build_trtllm(args, specs)
 
 
-def _write_cpu_repository(args: argparse.Namespace, spec: EngineSpec) -> None:
-    plan = RepositoryPlan(
-        target="cpu",
-        spec=spec,
-        output=args.output,
-        tokenizer_files=(TOKENIZER_FILE, TOKENIZER_CONFIG_FILE),
-        max_batch_size=args.max_batch_size or 256,
-        decode_tokens_per_second=args.decode_tokens_per_second,
-        serve_root=args.serve_root,
-    )
-    for model_dir in write_repository(plan):
-        print(f"wrote {model_dir}")
+def _write_cpu_repositories(args: argparse.Namespace, specs: list[EngineSpec]) -> int:
+    """Convert the twin model once, then write each engine's twin in its precision."""
+    with tempfile.TemporaryDirectory(prefix="twin-model-") as scratch:
+        try:
+            twin = load_twin_model(args.twin_model, Path(scratch))
+        except WeightsUnavailable as error:
+            print(f"build-engines: {error}", file=sys.stderr)
+            return 2
+        for spec in specs:
+            plan = RepositoryPlan(
+                target="cpu",
+                spec=spec,
+                output=args.output,
+                tokenizer_files=twin.tokenizer_files,
+                max_batch_size=args.max_batch_size or 256,
+                decode_tokens_per_second=args.decode_tokens_per_second,
+                serve_root=args.serve_root,
+                twin=twin,
+            )
+            for model_dir in write_repository(plan):
+                print(f"wrote {model_dir}")
+    return 0
 
 
 def _build_trtllm(args: argparse.Namespace, specs: list[EngineSpec]) -> int:

@@ -7,7 +7,8 @@ self-contained: it needs the Python packages of the environment, never this chec
 Layout (prefix `llama2_7b_chat_int8_` shown as `P_`):
 
     P_tensorrt_llm/config.pbtxt        generation model (TensorRT-LLM engine or CPU twin)
-    P_tensorrt_llm/1/                  engine files, or the twin's code
+    P_tensorrt_llm/1/                  engine files, or the twin's code and weights.npz
+    P_tensorrt_llm/twin.json           (CPU twin) the model it runs, for the catalog
     P_tensorrt_llm/tokenizer/          tokenizer.json the gateway and the text path use
     P_preprocessing/ P_postprocessing/ upstream-style text -> ids and ids -> text
     P_ensemble/                        preprocessing -> tensorrt_llm -> postprocessing
@@ -16,17 +17,22 @@ Layout (prefix `llama2_7b_chat_int8_` shown as `P_`):
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from build_engines.render import parameters_block, render_template
 from build_engines.spec import EngineSpec
 
+if TYPE_CHECKING:
+    from build_engines.twin_models import TwinModel
+
 Target = Literal["cpu", "trtllm"]
 PACKAGE_ROOT = Path(__file__).parent
 TOKENIZER_FOLDER = "tokenizer"
+TWIN_DESCRIPTION_FILE = "twin.json"
 TEXT_PATH_COMPONENTS = ("preprocessing", "postprocessing", "ensemble", "bls")
 
 MODEL_ENTRY_POINT = '''"""Triton's entry point: the `{package}` package beside it is the model.
@@ -50,20 +56,6 @@ __all__ = ["TritonPythonModel"]
 
 
 @dataclass(frozen=True)
-class TwinNetwork:
-    """Dimensions of the CPU twin's tiny Llama network; the vocabulary comes from the tokenizer."""
-
-    hidden_size: int = 64
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 4
-    num_key_value_heads: int = 2
-    intermediate_size: int = 172
-    rope_theta: float = 10000.0
-    rms_norm_eps: float = 1e-5
-    weight_seed: int = 20240229
-
-
-@dataclass(frozen=True)
 class RepositoryPlan:
     target: Target
     spec: EngineSpec
@@ -73,7 +65,8 @@ class RepositoryPlan:
     engine_files: Path | None = None
     serve_root: Path | None = None
     decode_tokens_per_second: float = 0.0
-    twin_network: TwinNetwork = TwinNetwork()
+    twin: TwinModel | None = None
+    """What the CPU twin runs (target cpu)."""
 
     def model_dir(self, component: str) -> Path:
         return self.output / self.spec.triton_model(component)
@@ -102,8 +95,7 @@ def _write_generation_model(plan: RepositoryPlan) -> Path:
     version_dir = model_dir / "1"
     if plan.target == "cpu":
         backend, kind = "python", "KIND_CPU"
-        parameters = _twin_parameters(plan, tokenizer_dir)
-        _copy_python_package(version_dir, "cpu_twin", "triton_model")
+        parameters = _write_twin(plan, model_dir)
     else:
         backend, kind = "tensorrtllm", "KIND_GPU"
         parameters = _engine_parameters(plan, version_dir)
@@ -125,11 +117,20 @@ def _write_generation_model(plan: RepositoryPlan) -> Path:
     return model_dir
 
 
-def _twin_parameters(plan: RepositoryPlan, tokenizer_dir: Path) -> dict[str, object]:
-    from tokenizers import Tokenizer
+def _write_twin(plan: RepositoryPlan, model_dir: Path) -> dict[str, object]:
+    """The twin's code, its weights in the engine's precision, the catalog's description
+    of it (`twin.json`); returns its config parameters."""
+    from build_engines.cpu_twin.weights import WEIGHTS_FILE, save_weights
 
-    vocab_size = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json")).get_vocab_size()
-    network = plan.twin_network
+    twin = plan.twin
+    if twin is None:
+        raise ValueError("a CPU repository needs the model its twins run")
+    version_dir = model_dir / "1"
+    _copy_python_package(version_dir, "cpu_twin", "triton_model")
+    save_weights(version_dir / WEIGHTS_FILE, twin.weights, plan.spec.precision)
+    description = {"model": twin.name, "title": twin.title}
+    (model_dir / TWIN_DESCRIPTION_FILE).write_text(json.dumps(description, indent=2) + "\n")
+    network = twin.shape
     return {
         "max_input_len": plan.spec.limits.max_input_len,
         "max_output_len": plan.spec.limits.max_output_len,
@@ -138,8 +139,8 @@ def _twin_parameters(plan: RepositoryPlan, tokenizer_dir: Path) -> dict[str, obj
         "cancellation_check_period_ms": 100,
         "exclude_input_in_output": True,
         "weight_precision": plan.spec.precision,
-        "weight_seed": network.weight_seed,
-        "vocab_size": vocab_size,
+        "weights_file": WEIGHTS_FILE,
+        "vocab_size": network.vocab_size,
         "hidden_size": network.hidden_size,
         "num_hidden_layers": network.num_hidden_layers,
         "num_attention_heads": network.num_attention_heads,

@@ -22,6 +22,8 @@ TRITON_TRTLLM_IMAGE = "nvcr.io/nvidia/tritonserver:26.04-trtllm-python-py3"
 TOKENIZER_FILE_NAMES = (
     "tokenizer.json",
     "tokenizer_config.json",
+    "generation_config.json",
+    "chat_template.jinja",
     "tokenizer.model",
     "special_tokens_map.json",
 )

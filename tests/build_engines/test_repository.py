@@ -15,6 +15,7 @@ from tritonclient.grpc import model_config_pb2
 from build_engines.cli import main as build_engines_main
 from build_engines.repository import TEXT_PATH_COMPONENTS
 from build_engines.spec import ENGINE_SPECS, PRECISIONS
+from tests.triton_fixtures import RANDOM_TWINS
 
 COMPONENTS = ("tensorrt_llm", *TEXT_PATH_COMPONENTS)
 
@@ -30,12 +31,8 @@ def parameters(config: model_config_pb2.ModelConfig) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def cpu_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    output = tmp_path_factory.mktemp("cpu") / "model_repository"
-    assert (
-        build_engines_main(["--target", "cpu", "--precision", "all", "--output", str(output)]) == 0
-    )
-    return output
+def cpu_repository(smollm2_model_repository: Path) -> Path:
+    return smollm2_model_repository
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +143,7 @@ def test_rewriting_a_repository_replaces_it_cleanly(tmp_path: Path) -> None:
     output = tmp_path / "repo"
     for _ in range(2):
         assert (
-            build_engines_main(["--target", "cpu", "--precision", "int8", "--output", str(output)])
-            == 0
+            build_engines_main([*RANDOM_TWINS, "--precision", "int8", "--output", str(output)]) == 0
         )
     assert sorted(path.name for path in output.iterdir()) == sorted(
         ENGINE_SPECS["int8"].triton_model(component) for component in COMPONENTS
