@@ -6,6 +6,10 @@ missing from the vocabulary is spelled out as UTF-8 bytes. This one has the same
 with a small vocabulary trained on `corpus.txt`, so the gateway's streaming detokenizer meets
 the same hard cases (multi-byte characters split over tokens, word-boundary spaces) without
 downloading Llama's 500 KB tokenizer. Regenerate with `python -m build_engines.tokenizer_asset`.
+
+Its `tokenizer_config.json` carries Llama-2-7b-chat's own chat template, verbatim from Hugging
+Face's `meta-llama/Llama-2-7b-chat-hf`, so the gateway renders the twin's prompts the way it
+renders any model's: from the model's files.
 """
 
 from __future__ import annotations
@@ -22,6 +26,22 @@ TOKENIZER_CONFIG_FILE = ASSET_DIR / "tokenizer_config.json"
 VOCAB_SIZE = 1024
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>")
 BYTE_TOKENS = tuple(f"<0x{byte:02X}>" for byte in range(256))
+LLAMA_2_CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
+    "{% set system_message = messages[0]['content'] %}{% else %}"
+    "{% set loop_messages = messages %}{% set system_message = false %}{% endif %}"
+    "{% for message in loop_messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}{% if loop.index0 == 0 and system_message != false %}"
+    "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
+    "{% else %}{% set content = message['content'] %}{% endif %}"
+    "{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}"
+    "{% endif %}{% endfor %}"
+)
+"""Hugging Face's `meta-llama/Llama-2-7b-chat-hf` `tokenizer_config.json` `chat_template`,
+verbatim (its `\\n` are Jinja string escapes: the template writes newlines)."""
 
 
 def train_tokenizer(corpus: Path = CORPUS_FILE, vocab_size: int = VOCAB_SIZE) -> Tokenizer:
@@ -64,11 +84,9 @@ def _bytes_as_plain_vocabulary(tokenizer: Tokenizer) -> Tokenizer:
     return Tokenizer.from_str(json.dumps(document))
 
 
-def write_asset(directory: Path = ASSET_DIR) -> None:
-    tokenizer = train_tokenizer()
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / TOKENIZER_FILE.name).write_text(tokenizer.to_str(pretty=True) + "\n")
-    config = {
+def tokenizer_config() -> dict[str, object]:
+    """The asset's `tokenizer_config.json`: Llama-2's special tokens and chat template."""
+    return {
         "tokenizer_class": "LlamaTokenizerFast",
         "bos_token": "<s>",
         "eos_token": "</s>",
@@ -76,8 +94,21 @@ def write_asset(directory: Path = ASSET_DIR) -> None:
         "add_bos_token": True,
         "add_eos_token": False,
         "model_max_length": 4096,
+        "chat_template": LLAMA_2_CHAT_TEMPLATE,
     }
-    (directory / TOKENIZER_CONFIG_FILE.name).write_text(json.dumps(config, indent=2) + "\n")
+
+
+def write_tokenizer_config(directory: Path = ASSET_DIR) -> None:
+    """Only the config: the trained `tokenizer.json` stays as it is."""
+    config = json.dumps(tokenizer_config(), indent=2)
+    (directory / TOKENIZER_CONFIG_FILE.name).write_text(config + "\n")
+
+
+def write_asset(directory: Path = ASSET_DIR) -> None:
+    tokenizer = train_tokenizer()
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / TOKENIZER_FILE.name).write_text(tokenizer.to_str(pretty=True) + "\n")
+    write_tokenizer_config(directory)
 
 
 if __name__ == "__main__":

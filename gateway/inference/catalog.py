@@ -12,7 +12,8 @@ from pathlib import Path
 
 import msgspec
 
-from build_engines.repository import TOKENIZER_FOLDER
+from build_engines.repository import TOKENIZER_FOLDER, TWIN_DESCRIPTION_FILE
+from build_engines.smollm2 import MODEL_NAME, MODEL_TITLE
 from build_engines.spec import ENGINE_SPECS
 from build_engines.text_models.tokenizer import TOKENIZER_FILE
 
@@ -30,6 +31,8 @@ class CatalogEntry(msgspec.Struct, frozen=True, kw_only=True):
     task: str = TEXT_GENERATION
     triton_grpc_url: str | None = None
     """Overrides the gateway-wide Triton address, for models served by their own Triton."""
+    chat_template: str | None = None
+    """A Jinja chat template that replaces the one in the model's tokenizer_config.json."""
 
 
 class CatalogFile(msgspec.Struct, frozen=True):
@@ -85,25 +88,48 @@ class ModelCatalog:
 
 
 def twin_catalog(model_repository: Path) -> ModelCatalog:
-    """The embedded default: the CPU twins of both engines in the local model repository."""
-    return ModelCatalog(
-        [
+    """The embedded default: the CPU twins of both engines in the local model repository,
+    named after the model they run and the engine they stand in for, with the engine's limits:
+    `@twin/smollm2-135m-instruct/llama-2-7b-chat-int8`."""
+    entries = []
+    for spec in ENGINE_SPECS.values():
+        model_dir = model_repository / spec.triton_model("tensorrt_llm")
+        twin = _twin_description(model_dir / TWIN_DESCRIPTION_FILE)
+        engine = f"llama-2-7b-chat-{spec.precision}"
+        entries.append(
             CatalogEntry(
-                name=f"@twin/meta/llama-2-7b-chat-{spec.precision}",
+                name=f"@twin/{twin.model}/{engine}",
                 triton_model=spec.triton_model("tensorrt_llm"),
-                tokenizer_dir=str(
-                    model_repository / spec.triton_model("tensorrt_llm") / TOKENIZER_FOLDER
-                ),
+                tokenizer_dir=str(model_dir / TOKENIZER_FOLDER),
                 max_input_tokens=spec.limits.max_input_len,
                 max_output_tokens=spec.limits.max_output_len,
                 precision=spec.precision,
-                description=f"CPU twin of {spec.description}: a tiny Llama-architecture "
-                "network with seeded weights and the same limits and tensor interface",
+                description=f"{twin.title} on the CPU, standing in for {spec.description}: "
+                "the engine's limits and TensorRT-LLM's tensor interface",
             )
-            for spec in ENGINE_SPECS.values()
-        ],
-        twin_repository=model_repository,
-    )
+        )
+    return ModelCatalog(entries, twin_repository=model_repository)
+
+
+class TwinDescription(msgspec.Struct, frozen=True):
+    """`twin.json`, written by `build-engines --target cpu` beside each twin."""
+
+    model: str
+    title: str
+
+
+DEFAULT_TWIN = TwinDescription(model=MODEL_NAME, title=MODEL_TITLE)
+
+
+def _twin_description(path: Path) -> TwinDescription:
+    """What the twin runs; before the twins are built, the default model (start-up then
+    fails on the missing tokenizer, naming the build command)."""
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=TwinDescription)
+    except FileNotFoundError:
+        return DEFAULT_TWIN
+    except (OSError, msgspec.DecodeError) as error:
+        raise CatalogError(f"{path}: {error}") from error
 
 
 def load_catalog(catalog_file: Path | None, model_repository: Path) -> ModelCatalog:

@@ -16,6 +16,7 @@ import anyio
 import anyio.to_thread
 
 from gateway.inference.catalog import CatalogEntry, CatalogError, ModelCatalog
+from gateway.inference.chat_template import ChatMessage, ChatTemplateError, InvalidChatTemplate
 from gateway.inference.errors import (
     backend_api_error,
     context_length_exceeded,
@@ -31,7 +32,7 @@ from gateway.inference.streaming import (
     sse_event,
     with_heartbeats,
 )
-from gateway.inference.tokenization import ChatMessage, ChatTemplateError, ModelTokenizer, Prompt
+from gateway.inference.tokenization import ModelTokenizer, Prompt
 from gateway.inference.tracking import RunTracker
 from gateway.inference.triton import (
     BackendError,
@@ -76,6 +77,7 @@ class Generation:
             self.input_ids,
             self.params,
             self.tokenizer.eos_id,
+            stop_ids=self.tokenizer.stop_ids,
             request_id=self.request_id,
             url=self.entry.triton_grpc_url,
         )
@@ -241,7 +243,16 @@ class InferenceService:
 
 def _load_tokenizer(entry: CatalogEntry) -> ModelTokenizer:
     try:
-        tokenizer = ModelTokenizer.from_directory(Path(entry.tokenizer_dir))
+        tokenizer = ModelTokenizer.from_directory(
+            Path(entry.tokenizer_dir), chat_template=entry.chat_template
+        )
+    except InvalidChatTemplate as error:
+        source = (
+            "the catalog's chat_template"
+            if entry.chat_template is not None
+            else f"the chat template in {entry.tokenizer_dir}"
+        )
+        raise CatalogError(f"model '{entry.name}': {source} does not compile: {error}") from error
     except Exception as error:  # the tokenizers library raises a bare Exception
         raise CatalogError(
             f"model '{entry.name}': cannot load its tokenizer from {entry.tokenizer_dir}: {error}"
@@ -261,11 +272,13 @@ def _prompt(tokenizer: ModelTokenizer, body: TextGenerationRequest) -> Prompt:
     if body.messages is not None:
         if body.raw:
             raise invalid_input("'raw' applies to 'prompt' only, not to 'messages'")
-        try:
-            return tokenizer.chat_prompt([ChatMessage(m.role, m.content) for m in body.messages])
-        except ChatTemplateError as error:
-            raise invalid_input(str(error)) from error
-    assert body.prompt is not None
-    if body.raw:
-        return tokenizer.raw_prompt(body.prompt)
-    return tokenizer.chat_prompt([ChatMessage("user", body.prompt)])
+        messages = [ChatMessage(m.role, m.content) for m in body.messages]
+    else:
+        assert body.prompt is not None
+        if body.raw:
+            return tokenizer.raw_prompt(body.prompt)
+        messages = [ChatMessage("user", body.prompt)]
+    try:
+        return tokenizer.chat_prompt(messages)
+    except ChatTemplateError as error:
+        raise invalid_input(str(error)) from error

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +55,10 @@ def _tensor(
 
 
 def build_inputs(
-    input_ids: list[int], params: SamplingParams, end_id: int
+    input_ids: list[int], params: SamplingParams, end_id: int, stop_ids: Sequence[int] = ()
 ) -> list[triton_grpc.InferInput]:
+    """TensorRT-LLM's inputs; `stop_ids`: further single tokens that end the model's turn
+    (beyond `end_id`), sent as one-token stop words."""
     ids = np.array([input_ids], dtype=np.int32)
     tokens = triton_grpc.InferInput("input_ids", list(ids.shape), "INT32")
     tokens.set_data_from_numpy(ids)
@@ -82,6 +84,11 @@ def build_inputs(
         for name, value, datatype, dtype in optional
         if value is not None
     ]
+    if stop_ids:
+        words = np.array([[list(stop_ids), list(range(1, len(stop_ids) + 1))]], dtype=np.int32)
+        stop_words = triton_grpc.InferInput("stop_words_list", list(words.shape), "INT32")
+        stop_words.set_data_from_numpy(words)
+        inputs.append(stop_words)
     return inputs
 
 
@@ -140,13 +147,14 @@ class TritonGenerator:
         params: SamplingParams,
         end_id: int,
         *,
+        stop_ids: Sequence[int] = (),
         request_id: str = "",
         url: str | None = None,
     ) -> TokenStream:
         """Start one generation; iterate the stream for token ids, `cancel()` to abort it."""
         request: dict[str, object] = {
             "model_name": model,
-            "inputs": build_inputs(input_ids, params, end_id),
+            "inputs": build_inputs(input_ids, params, end_id, stop_ids),
             "outputs": [triton_grpc.InferRequestedOutput("output_ids")],
             "request_id": request_id,
         }

@@ -45,7 +45,10 @@ def assert_error(reply: httpx.Response, status: int, code: int, fragment: str) -
             {"messages": [{"role": "user", "content": "b"}], "raw": True},
             "'raw' applies to 'prompt'",
         ),
-        ({"messages": [{"role": "robot", "content": "b"}]}, "got 'robot'"),
+        (
+            {"messages": [{"role": "robot", "content": "b"}]},
+            "Conversation roles must alternate user/assistant/user/assistant/...",
+        ),
     ],
 )
 def test_bad_input_is_400_with_the_reason(

@@ -7,18 +7,43 @@ from pathlib import Path
 import pytest
 
 from build_engines.spec import ENGINE_SPECS
-from gateway.inference.catalog import CatalogEntry, ModelCatalog, load_catalog
+from gateway.inference.catalog import CatalogEntry, CatalogError, ModelCatalog, load_catalog
 
 PRODUCTION_CATALOG = Path(__file__).parents[2] / "deploy" / "catalog.production.json"
 
 
 def test_default_catalog_maps_both_cpu_twins_with_their_limits(tmp_path: Path) -> None:
     catalog = load_catalog(None, tmp_path)
-    twin = catalog.get("@twin/meta/llama-2-7b-chat-fp16")
+    twin = catalog.get("@twin/smollm2-135m-instruct/llama-2-7b-chat-fp16")
     assert twin is not None
     assert twin.triton_model == ENGINE_SPECS["fp16"].triton_model("tensorrt_llm")
     assert (twin.max_input_tokens, twin.max_output_tokens) == (3072, 2500)
     assert twin.tokenizer_dir.startswith(str(tmp_path))
+
+
+def test_twin_names_and_descriptions_say_which_model_answers_for_which_engine(
+    tmp_path: Path,
+) -> None:
+    model_dir = tmp_path / ENGINE_SPECS["int8"].triton_model("tensorrt_llm")
+    model_dir.mkdir()
+    (model_dir / "twin.json").write_text('{"model": "random", "title": "a random network"}')
+    names = {entry.name: entry.description for entry in load_catalog(None, tmp_path)}
+    assert names.keys() == {
+        "@twin/random/llama-2-7b-chat-int8",
+        "@twin/smollm2-135m-instruct/llama-2-7b-chat-fp16",
+    }
+    assert names["@twin/random/llama-2-7b-chat-int8"].startswith(
+        "a random network on the CPU, standing in for Llama-2-7b-chat, weight-only int8"
+    )
+    assert "SmolLM2-135M-Instruct" in names["@twin/smollm2-135m-instruct/llama-2-7b-chat-fp16"]
+
+
+def test_an_unreadable_twin_description_is_a_catalog_error(tmp_path: Path) -> None:
+    model_dir = tmp_path / ENGINE_SPECS["int8"].triton_model("tensorrt_llm")
+    model_dir.mkdir()
+    (model_dir / "twin.json").write_text("{")
+    with pytest.raises(CatalogError, match=r"twin\.json"):
+        load_catalog(None, tmp_path)
 
 
 @pytest.mark.parametrize("precision", ["int8", "fp16"])

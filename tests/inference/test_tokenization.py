@@ -1,8 +1,10 @@
-"""The gateway's tokenizer: Llama-2 chat template and incremental detokenization."""
+"""The gateway's tokenizer: the twin's chat template (Llama-2-7b-chat's own) and incremental
+detokenization."""
 
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
@@ -88,18 +90,22 @@ def test_special_token_text_inside_a_message_stays_text(tokenizer: ModelTokenize
     assert ids.count(tokenizer.bos_id) == 1
 
 
+ALTERNATE = "Conversation roles must alternate user/assistant/user/assistant/..."
+
+
 @pytest.mark.parametrize(
     ("roles", "message"),
     [
-        (["assistant"], "expected role 'user'"),
-        (["user", "user"], "expected role 'assistant'"),
-        (["user", "assistant"], "last message must come from the user"),
-        (["system"], "must be followed by a user message"),
-        (["user", "tool"], "got 'tool'"),
+        (["assistant"], ALTERNATE),
+        (["user", "user"], ALTERNATE),
+        (["system", "assistant"], ALTERNATE),
+        (["robot"], ALTERNATE),
+        (["system"], "made an empty prompt"),
     ],
 )
-def test_invalid_role_sequences_are_refused(
+def test_invalid_role_sequences_are_refused_with_the_templates_message(
     tokenizer: ModelTokenizer, roles: list[str], message: str
 ) -> None:
-    with pytest.raises(ChatTemplateError, match=message):
+    """Llama-2's template raises its own message (`raise_exception`), which clients now see."""
+    with pytest.raises(ChatTemplateError, match=re.escape(message)):
         tokenizer.encode_chat([ChatMessage(role, "x") for role in roles])
