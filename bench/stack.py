@@ -23,14 +23,16 @@ WORK_DIR = Path("var") / "bench"
 SPEC = ENGINE_SPECS["int8"]
 TRITON_MODELS = [SPEC.triton_model(c) for c in ("tensorrt_llm", "preprocessing",
                                                  "postprocessing", "ensemble")]  # fmt: skip
-GATEWAY_MODEL = "@twin/meta/llama-2-7b-chat-int8"
+GATEWAY_MODEL = "@twin/random/llama-2-7b-chat-int8"
 
 
 def model_repository(tokens_per_second: float, max_in_flight: int) -> Path:
-    """The CPU twins, paced at `tokens_per_second` per stream (0: as fast as they can)."""
+    """The random CPU twins (the gateway's overhead is measured, not a model's speed), paced
+    at `tokens_per_second` per stream (0: as fast as they can)."""
     output = WORK_DIR / f"repository-{tokens_per_second:g}tps-{max_in_flight}"
     if not (output / SPEC.triton_model("tensorrt_llm")).is_dir():
-        arguments = ["--target", "cpu", "--precision", "all", "--output", str(output),
+        arguments = ["--target", "cpu", "--twin-model", "random", "--precision", "all",
+                     "--output", str(output),
                      "--decode-tokens-per-second", str(tokens_per_second),
                      "--max-batch-size", str(max_in_flight)]  # fmt: skip
         with contextlib.redirect_stdout(sys.stderr):

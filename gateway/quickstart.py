@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from pathlib import Path
 from urllib.parse import urlparse
 
 import uvicorn
@@ -26,6 +27,7 @@ from build_engines.launcher import (
     port_is_free,
     restarted_when_it_exits,
 )
+from build_engines.repository import TWIN_DESCRIPTION_FILE
 from build_engines.spec import ENGINE_SPECS
 from gateway.accounts.service import AccountService
 from gateway.cli import run_in_session
@@ -63,10 +65,10 @@ def _up(host: str | None, port: int | None) -> int:
         print(f"gateway up: the gateway cannot listen on {config.host}:{config.port}: "
               "another server holds the port", file=sys.stderr)  # fmt: skip
         return 1
-    if not all(
-        (repository / spec.triton_model("tensorrt_llm")).is_dir() for spec in ENGINE_SPECS.values()
+    if _twins_to_build(repository) and build_engines_main(
+        ["--target", "cpu", "--precision", "all", "--output", str(repository)]
     ):
-        build_engines_main(["--target", "cpu", "--precision", "all", "--output", str(repository)])
+        return 1
     load_catalog(settings.triton.catalog_file, repository).check_tokenizers()
     migrate.upgrade(settings.database.url)
     account_id, token = _demo_credentials()
@@ -88,13 +90,26 @@ def _up(host: str | None, port: int | None) -> int:
             "Stream tokens with:\n\n"
             f"  curl -N {base_url}/client/v4/accounts/{account_id}/ai/run/{model} \\\n"
             f"    -H 'Authorization: Bearer {token.token}' -H 'Content-Type: application/json' \\\n"
-            '    -d \'{"prompt": "Tell me a story about the sea", "stream": true}\'\n',
+            '    -d \'{"prompt": "What is the capital of France?", "stream": true}\'\n',
             flush=True,
         )
         gateway.run()
     if gave_up:
         raise gave_up[0]
     return 0
+
+
+def _twins_to_build(repository: Path) -> bool:
+    """Whether a twin is missing, or was built before twins described what they run (and
+    held their weights in a file)."""
+    for spec in ENGINE_SPECS.values():
+        model_dir = repository / spec.triton_model("tensorrt_llm")
+        if not model_dir.is_dir():
+            return True
+        built_before = (model_dir / "config.pbtxt").is_file()
+        if built_before and not (model_dir / TWIN_DESCRIPTION_FILE).is_file():
+            return True
+    return False
 
 
 def _triton_server(settings: TritonSettings) -> TritonServer:

@@ -14,8 +14,8 @@ from build_engines.launcher import TritonServer
 from tests.e2e.sse import parse_events_with_ids
 from tests.gateway_fixtures import GatewayProcess
 
-INT8 = "@twin/meta/llama-2-7b-chat-int8"
-FP16 = "@twin/meta/llama-2-7b-chat-fp16"
+INT8 = "@twin/random/llama-2-7b-chat-int8"
+FP16 = "@twin/random/llama-2-7b-chat-fp16"
 
 
 def run_url(account_id: str, model: str = INT8) -> str:

@@ -211,6 +211,26 @@ def gateway(
 
 
 @pytest.fixture(scope="session")
+def smollm2_gateway(
+    database_factory: DatabaseFactory,
+    smollm2_triton: TritonServer,
+    smollm2_model_repository: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GatewayProcess]:
+    """A gateway on the embedded default: the twins running SmolLM2-135M-Instruct."""
+    process = start_gateway(
+        {
+            "DATABASE_URL": database_factory("sqlite"),
+            "TRITON_GRPC_URL": smollm2_triton.grpc_url,
+            "GATEWAY_MODEL_REPOSITORY": str(smollm2_model_repository),
+        },
+        tmp_path_factory.mktemp("smollm2-gateway") / "gateway.log",
+    )
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
 def account(gateway: GatewayProcess) -> tuple[str, str]:
     """(account id, API token) of a fresh account on this gateway."""
     account_id = gateway.create_account()

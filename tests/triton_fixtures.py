@@ -15,15 +15,43 @@ from build_engines.cli import main as build_engines_main
 from build_engines.launcher import TritonServer
 from build_engines.spec import ENGINE_SPECS
 
+RANDOM_TWINS = ("--target", "cpu", "--twin-model", "random")
+"""`build-engines` arguments for the random twins: a fast synthetic backend, whose gibberish
+runs to max_tokens, for the tests of everything but the model's answers."""
+
 
 @pytest.fixture(scope="session")
 def cpu_model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     output = tmp_path_factory.mktemp("triton") / "model_repository"
     # Paced like a modest GPU, so a long generation lasts seconds whatever the machine's
     # load: a test that cancels one mid-way cannot lose the race to its natural end.
-    arguments = ["--target", "cpu", "--precision", "all", "--output", str(output)]
+    arguments = [*RANDOM_TWINS, "--precision", "all", "--output", str(output)]
     assert build_engines_main([*arguments, "--decode-tokens-per-second", "400"]) == 0
     return output
+
+
+@pytest.fixture(scope="session")
+def smollm2_model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default build: both twins run SmolLM2-135M-Instruct, unpaced."""
+    output = tmp_path_factory.mktemp("smollm2") / "model_repository"
+    assert (
+        build_engines_main(["--target", "cpu", "--precision", "all", "--output", str(output)]) == 0
+    )
+    return output
+
+
+@pytest.fixture(scope="session")
+def smollm2_triton(
+    smollm2_model_repository: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TritonServer]:
+    """A Triton serving the real-model twins (their token models only)."""
+    server = TritonServer.on_free_ports(
+        smollm2_model_repository,
+        log_path=tmp_path_factory.mktemp("smollm2-triton-log") / "tritonserver.log",
+        models=[spec.triton_model("tensorrt_llm") for spec in ENGINE_SPECS.values()],
+    )
+    with server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     repository = args.repository
     if repository is None:
         repository = Path(tempfile.mkdtemp(prefix="bls-soak-")) / "model_repository"
-        build = ["--target", "cpu", "--precision", "int8", "--output", str(repository)]
+        build = ["--target", "cpu", "--precision", "int8", "--twin-model", "random"]
+        build += ["--output", str(repository)]
         assert build_engines_main(build) == 0
     spec = ENGINE_SPECS["int8"]
     server = TritonServer.on_free_ports(

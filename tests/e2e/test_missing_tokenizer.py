@@ -16,7 +16,7 @@ from build_engines.launcher import free_port
 from build_engines.spec import ENGINE_SPECS
 from build_engines.tokenizer_asset import ASSET_DIR
 
-FP16_TWIN = "@twin/meta/llama-2-7b-chat-fp16"
+FP16_TWIN = "@twin/smollm2-135m-instruct/llama-2-7b-chat-fp16"
 
 
 @pytest.fixture

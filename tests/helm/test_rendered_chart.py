@@ -15,6 +15,7 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 from build_engines.cli import main as build_engines_main
 from gateway.inference.catalog import load_catalog
 from tests.helm.conftest import CHART, REPOSITORY, Manifests, Render, values_file
+from tests.triton_fixtures import RANDOM_TWINS
 
 PRODUCTION_CATALOG = REPOSITORY / "deploy" / "catalog.production.json"
 
@@ -216,9 +217,7 @@ def test_triton_is_ready_while_its_text_models_answer_and_live_until_a_stub_dies
 ) -> None:
     """Both probes run the probe the repository writer puts in the BLS model's folder."""
     written = tmp_path / "model_repository"
-    assert (
-        build_engines_main(["--target", "cpu", "--precision", "all", "--output", str(written)]) == 0
-    )
+    assert build_engines_main([*RANDOM_TWINS, "--precision", "all", "--output", str(written)]) == 0
     for triton in tritons(everything):
         precision = triton["metadata"]["name"].rsplit("-", 1)[1]
         prefix = f"llama2_7b_chat_{precision}_"
