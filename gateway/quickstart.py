@@ -90,7 +90,8 @@ def _up(host: str | None, port: int | None) -> int:
             "Stream tokens with:\n\n"
             f"  curl -N {base_url}/client/v4/accounts/{account_id}/ai/run/{model} \\\n"
             f"    -H 'Authorization: Bearer {token.token}' -H 'Content-Type: application/json' \\\n"
-            '    -d \'{"prompt": "What is the capital of France?", "stream": true}\'\n',
+            '    -d \'{"prompt": "What is the capital of France?", "temperature": 0, '
+            '"stream": true}\'\n',
             flush=True,
         )
         gateway.run()

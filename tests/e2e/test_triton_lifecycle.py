@@ -7,6 +7,7 @@ load in seconds).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -89,14 +90,19 @@ Launch = Callable[..., Launched]
 """`launch("module", *args, **env)`: `python -m module *args` with `env` added."""
 
 
-@pytest.fixture(scope="module")
-def twins_repository(cpu_model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Only the two CPU twins: all `gateway up` needs, and quick to load."""
-    repository = tmp_path_factory.mktemp("twins") / "model_repository"
+def copy_of_the_twins(source: Path, repository: Path) -> Path:
+    """Only the two CPU twins of `source`: all `gateway up` needs, and quick to load."""
     for spec in ENGINE_SPECS.values():
         name = spec.triton_model("tensorrt_llm")
-        shutil.copytree(cpu_model_repository / name, repository / name)
+        shutil.copytree(source / name, repository / name)
     return repository
+
+
+@pytest.fixture(scope="module")
+def twins_repository(cpu_model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_of_the_twins(
+        cpu_model_repository, tmp_path_factory.mktemp("twins") / "model_repository"
+    )
 
 
 @pytest.fixture
@@ -162,6 +168,30 @@ def gateway_up(launch: Launch, twins_repository: Path, tmp_path: Path) -> Gatewa
         return launch("gateway", "up", "--port", str(free_port()), **{**defaults, **env})
 
     return start
+
+
+def test_the_printed_curl_streams_the_default_models_answer(
+    gateway_up: GatewayUp, smollm2_model_repository: Path, tmp_path: Path
+) -> None:
+    """What a new user does first: `gateway up` on the default build, then its curl line."""
+    repository = copy_of_the_twins(smollm2_model_repository, tmp_path / "model_repository")
+    up = gateway_up(GATEWAY_MODEL_REPOSITORY=str(repository))
+    command = up.wait_for(r"(?s)Stream tokens with:\n\n(.+?)\n\n").group(1)
+    up.wait_for("Application startup complete")
+    completed = subprocess.run(
+        ["bash", "-c", command.replace("\\\n", " ")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = completed.stdout.splitlines()
+    events = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+    pieces = [json.loads(event) for event in events if event.startswith("{")]
+    assert "".join(str(piece["response"]) for piece in pieces) == "The capital of France is Paris."
+    assert events[-1] == "[DONE]"
+    up.process.send_signal(signal.SIGTERM)
+    assert up.exit_code(timeout=60) == 0, up.output()
 
 
 def kill_triton(pid: int) -> None:
