@@ -11,6 +11,7 @@ import pytest
 
 from build_engines import smollm2
 from build_engines.cli import main as build_engines_main
+from tests.smollm2_tokenizer import smollm2_reader
 
 
 def test_the_installed_file_is_the_pinned_one() -> None:
@@ -87,7 +88,7 @@ def test_unpermuted_projections_rotated_by_halves_give_llama_cpps_attention_scor
 
 
 def test_the_files_shape_is_smollm2_135m() -> None:
-    shape = smollm2.gguf_shape(smollm2.read_reader(smollm2.gguf_path()))
+    shape = smollm2.gguf_shape(smollm2_reader())
     assert (shape.num_hidden_layers, shape.hidden_size, shape.intermediate_size) == (30, 576, 1536)
     assert (shape.num_attention_heads, shape.num_key_value_heads, shape.head_dim) == (9, 3, 64)
     assert (shape.vocab_size, shape.rope_theta) == (49152, 100000.0)
