@@ -111,7 +111,7 @@ def measure(model_dir: Path, steps: int) -> dict[str, Any]:
         for _ in range(steps):
             logits = network.decode(tokens, caches)
             tokens = np.argmax(logits, axis=1)
-        decode[batch] = batch * steps / (time.perf_counter() - started)
+        decode[str(batch)] = batch * steps / (time.perf_counter() - started)
     return {
         "precision": config.weight_precision,
         "file_mib": (model_dir / "1" / config.weights_file).stat().st_size / 2**20,
@@ -142,10 +142,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"| {row['precision']} | {row['file_mib']:.0f} MiB | {row['load_s']:.1f} s "
             f"| {row['rss_mib']:.0f} MiB ({row['peak_rss_mib']:.0f}) "
             f"| {row['prefill_500_s']:.2f} s | "
-            + " | ".join(
-                f"{decode[str(batch)] if str(batch) in decode else decode[batch]:.0f}"
-                for batch in BATCHES
-            )
+            + " | ".join(f"{decode[str(batch)]:.0f}" for batch in BATCHES)
             + " |"
         )
     return "\n".join(lines)
