@@ -106,7 +106,7 @@ async def triton_sse(session: aiohttp.ClientSession, url: str, request: Request)
     body = {
         "text_input": request.prompt,
         "max_tokens": request.max_tokens,
-        "random_seed": request.seed,
+        "seed": request.seed,
         "stream": True,
     }
     try:

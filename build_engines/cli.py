@@ -58,6 +58,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="in-flight requests per model (default: trtllm 64, cpu 256)",
     )
     parser.add_argument(
+        "--gpus",
+        type=int,
+        default=1,
+        help="trtllm: GPUs Triton sees; one engine instance on each (default: %(default)s)",
+    )
+    parser.add_argument(
         "--decode-tokens-per-second",
         type=float,
         default=0.0,
@@ -78,6 +84,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.target == "trtllm" and args.checkpoint is None:
         parser.error("--target trtllm needs --checkpoint")
+    if args.gpus < 1:
+        parser.error("--gpus must be at least 1")
     return args
 
 
@@ -135,7 +143,7 @@ def _build_trtllm(args: argparse.Namespace, specs: list[EngineSpec]) -> int:
     if args.dry_run:
         return 0
     try:
-        check_build_environment()
+        check_build_environment([plan.spec.precision for plan in plans])
         tokenizer_files = checkpoint_tokenizer_files(args.checkpoint)
     except (EngineBuildUnavailable, FileNotFoundError) as error:
         print(f"build-engines: {error}", file=sys.stderr)
@@ -150,6 +158,7 @@ def _build_trtllm(args: argparse.Namespace, specs: list[EngineSpec]) -> int:
             max_batch_size=plan.max_batch_size,
             engine_files=engine_dir,
             serve_root=args.serve_root,
+            gpus=args.gpus,
         )
         for model_dir in write_repository(repository):
             print(f"wrote {model_dir}")

@@ -8,8 +8,12 @@ silently leave `${...}` in a config that Triton would reject at load time.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from build_engines.cpu_twin.trtllm_contract import TensorSpec
 
 PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
 
@@ -42,6 +46,22 @@ def parameters_block(parameters: Mapping[str, object]) -> str:
         text = _escape(_pbtxt_value(value))
         lines.append(f'parameters: {{ key: "{key}" value: {{ string_value: "{text}" }} }}')
     return "\n".join(lines)
+
+
+def tensors_block(specs: Iterable[TensorSpec]) -> str:
+    """An `input [...]` or `output [...]` list's entries, one tensor per line."""
+    lines = []
+    for spec in specs:
+        dims = ", ".join(str(dim) for dim in spec.dims)
+        fields = [f'name: "{spec.name}"', f"data_type: {spec.data_type}", f"dims: [ {dims} ]"]
+        if spec.scalar:
+            fields.append("reshape: { shape: [ ] }")
+        if spec.optional:
+            fields.append("optional: true")
+        if spec.ragged:
+            fields.append("allow_ragged_batch: true")
+        lines.append(f"  {{ {' '.join(fields)} }}")
+    return ",\n".join(lines)
 
 
 def _pbtxt_value(value: object) -> str:

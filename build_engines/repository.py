@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from build_engines.render import parameters_block, render_template
+from build_engines.cpu_twin import trtllm_contract
+from build_engines.render import parameters_block, render_template, tensors_block
 from build_engines.spec import EngineSpec
 
 if TYPE_CHECKING:
@@ -67,6 +68,9 @@ class RepositoryPlan:
     decode_tokens_per_second: float = 0.0
     twin: TwinModel | None = None
     """What the CPU twin runs (target cpu)."""
+    gpus: int = 1
+    """GPUs Triton sees (target trtllm): one engine instance on each, as the engine is built
+    for one GPU (tensor parallelism 1)."""
 
     def model_dir(self, component: str) -> Path:
         return self.output / self.spec.triton_model(component)
@@ -94,22 +98,25 @@ def _write_generation_model(plan: RepositoryPlan) -> Path:
         shutil.copy2(tokenizer_file, tokenizer_dir / tokenizer_file.name)
     version_dir = model_dir / "1"
     if plan.target == "cpu":
-        backend, kind = "python", "KIND_CPU"
+        backend, instances = "python", 1
         parameters = _write_twin(plan, model_dir)
     else:
-        backend, kind = "tensorrtllm", "KIND_GPU"
+        backend, instances = "tensorrtllm", plan.gpus
         parameters = _engine_parameters(plan, version_dir)
         if plan.engine_files is None:
             version_dir.mkdir()
         else:
             shutil.copytree(plan.engine_files, version_dir)
+    parameters |= _contract_parameters(plan, tokenizer_dir)
     config = render_template(
         "tensorrt_llm",
         {
             "model_name": model_dir.name,
             "backend": backend,
             "max_batch_size": plan.max_batch_size,
-            "instance_kind": kind,
+            "inputs": tensors_block(trtllm_contract.INPUTS),
+            "outputs": tensors_block(trtllm_contract.OUTPUTS),
+            "instance_count": instances,
             "parameters": parameters_block(parameters),
         },
     )
@@ -151,9 +158,18 @@ def _write_twin(plan: RepositoryPlan, model_dir: Path) -> dict[str, object]:
     }
 
 
+def _contract_parameters(plan: RepositoryPlan, tokenizer_dir: Path) -> dict[str, object]:
+    """The parameters the backend cannot load without: guided decoding off (no xgrammar
+    tokenizer info), `tokenizer_dir` naming the tokenizer beside the model."""
+    values: dict[str, object] = dict.fromkeys(trtllm_contract.REQUIRED_PARAMETERS, "")
+    return values | {"tokenizer_dir": plan.served_path(tokenizer_dir)}
+
+
 def _engine_parameters(plan: RepositoryPlan, engine_dir: Path) -> dict[str, object]:
-    """The tensorrtllm backend's parameters for in-flight batching over a paged KV cache."""
+    """The tensorrtllm backend's parameters for in-flight batching over a paged KV cache,
+    instance i on GPU i."""
     return {
+        "gpu_device_ids": ";".join(str(gpu) for gpu in range(plan.gpus)),
         "gpt_model_type": "inflight_fused_batching",
         "gpt_model_path": plan.served_path(engine_dir),
         "max_beam_width": 1,

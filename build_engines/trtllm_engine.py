@@ -12,6 +12,7 @@ import importlib.util
 import shlex
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,8 +130,15 @@ def _kwargs(values: dict[str, object]) -> str:
     return ", ".join(f"{key}={value!r}" for key, value in values.items())
 
 
-def check_build_environment() -> None:
-    """Stop early, with the reason, where an engine cannot be compiled."""
+WEIGHT_ONLY_INT8_REFUSED_SM = range(100, 120)
+"""Blackwell data-centre GPUs (B200, GB200: SM 100; B300: SM 103): TensorRT-LLM's
+`builder.build()` raises "INT8/INT4 quantization is not supported on SM>=100." there.
+SM 120 and later (RTX 50, RTX PRO Blackwell) are not refused."""
+
+
+def check_build_environment(precisions: Sequence[str] = ()) -> None:
+    """Stop early, with the reason, where an engine cannot be compiled: no TensorRT-LLM, no
+    GPU, or a precision the GPU's architecture refuses (checked before any conversion)."""
     if importlib.util.find_spec("tensorrt_llm") is None:
         raise EngineBuildUnavailable(
             "tensorrt_llm is not installed: engines are compiled inside "
@@ -142,6 +150,34 @@ def check_build_environment() -> None:
             "no NVIDIA GPU is visible (nvidia-smi lists none): TensorRT-LLM engines are built "
             "on the GPU model they will run on. Use --dry-run to print the plan."
         )
+    if "int8" in precisions:
+        sm = gpu_sm_version()
+        if sm in WEIGHT_ONLY_INT8_REFUSED_SM:
+            raise EngineBuildUnavailable(
+                f"weight-only int8 does not build on this GPU (compute capability {sm // 10}."
+                f"{sm % 10}, Blackwell B200/GB200/B300): TensorRT-LLM {TENSORRT_LLM_VERSION} "
+                "refuses INT8/INT4 quantization on SM 100-119. Build --precision fp16 here, "
+                "or build int8 on an Ampere, Ada, Hopper or RTX Blackwell (SM 120) GPU."
+            )
+
+
+def gpu_sm_version() -> int:
+    """The first GPU's compute capability as TensorRT-LLM's `get_sm_version()` gives it
+    (major * 10 + minor), from `nvidia-smi`, so it is known before `tensorrt_llm` loads."""
+    query = subprocess.run(
+        ["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    first = query.stdout.strip().splitlines()[0] if query.stdout.strip() else ""
+    major, _, minor = first.strip().partition(".")
+    if query.returncode != 0 or not (major.isdigit() and minor.isdigit()):
+        raise EngineBuildUnavailable(
+            f"nvidia-smi did not report the GPU's compute capability: {query.stdout.strip()!r} "
+            f"{query.stderr.strip()!r}"
+        )
+    return int(major) * 10 + int(minor)
 
 
 def _gpu_visible() -> bool:
@@ -151,11 +187,10 @@ def _gpu_visible() -> bool:
     return listing.returncode == 0 and "GPU" in listing.stdout
 
 
-def build_engine(plan: EngineBuildPlan) -> Path:  # pragma: no cover - needs a GPU
-    """Convert the checkpoint and compile the engine; returns the engine folder."""
-    check_build_environment()
+def build_engine(plan: EngineBuildPlan) -> Path:
+    """Convert the checkpoint and compile the engine; returns the engine folder. Needs a GPU
+    and `tensorrt_llm` (tests run it against a stand-in of the modules it uses)."""
     import tensorrt_llm  # type: ignore[import-not-found]
-    from tensorrt_llm.bindings import KVCacheType  # type: ignore[import-not-found]
     from tensorrt_llm.models import LLaMAForCausalLM  # type: ignore[import-not-found]
     from tensorrt_llm.models.modeling_utils import QuantConfig  # type: ignore[import-not-found]
     from tensorrt_llm.plugin import PluginConfig  # type: ignore[import-not-found]
@@ -165,17 +200,31 @@ def build_engine(plan: EngineBuildPlan) -> Path:  # pragma: no cover - needs a G
     model = LLaMAForCausalLM.from_hugging_face(
         str(plan.checkpoint), dtype="float16", quant_config=quant_config
     )
+    # save_checkpoint writes into the folder without creating it (convert_checkpoint.py
+    # creates it first); the chart's work dir starts empty.
+    plan.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     model.save_checkpoint(str(plan.checkpoint_dir), save_config=True)
 
     plugin_config = PluginConfig()
     for key, value in plan.plugin_config().items():
         setattr(plugin_config, key, value)
-    build_kwargs = {**plan.build_config(), "kv_cache_type": KVCacheType.PAGED}
+    build_kwargs = {**plan.build_config(), "kv_cache_type": _paged_kv_cache()}
     engine = tensorrt_llm.build(
         model, tensorrt_llm.BuildConfig(**build_kwargs, plugin_config=plugin_config)
     )
     engine.save(str(plan.engine_dir))
     return plan.engine_dir
+
+
+def _paged_kv_cache() -> object:
+    """`KVCacheType.PAGED` as `BuildConfig` takes it: the Python enum of 1.2 (llmapi), else
+    the C++ binding of older releases. Never the string: an old `BuildConfig` compares it
+    with the enum and silently builds without a paged KV cache."""
+    try:
+        from tensorrt_llm.llmapi.kv_cache_type import KVCacheType  # type: ignore[import-not-found]
+    except ImportError:
+        from tensorrt_llm.bindings import KVCacheType  # type: ignore[import-not-found]
+    return KVCacheType.PAGED
 
 
 def checkpoint_tokenizer_files(checkpoint: Path) -> tuple[Path, ...]:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from . import trtllm_contract
 from .network import LlamaShape, Precision
 
 DEFAULT_CANCELLATION_CHECK_PERIOD_MS = 100.0
@@ -37,6 +38,32 @@ class TwinConfig:
     network: LlamaShape
     exclude_input_in_output: bool = False
     """Default when a request does not say, as the tensorrtllm backend's parameter of that name."""
+
+
+def check_contract(model_config: Mapping[str, Any]) -> None:
+    """Load only a config the real backend would load and serve as declared: its required
+    parameters present, no input it would silently ignore, both outputs it always fills."""
+    parameters = model_config.get("parameters", {})
+    for name in trtllm_contract.REQUIRED_PARAMETERS:
+        if name not in parameters:
+            raise ConfigError(trtllm_contract.missing_parameter_message(name))
+    backend = parameters["guided_decoding_backend"]
+    backend = backend.get("string_value", "") if isinstance(backend, Mapping) else ""
+    if backend.strip():
+        raise ConfigError(
+            f"guided_decoding_backend {backend!r}: the CPU twin has no guided decoding; "
+            "leave the parameter empty"
+        )
+    for tensor in model_config.get("input", []):
+        if tensor.get("name") not in trtllm_contract.UPSTREAM_INPUT_NAMES:
+            raise ConfigError(
+                f"input {tensor.get('name')!r} is not read by {trtllm_contract.UPSTREAM_VERSION}'s "
+                "tensorrtllm backend: it would accept it and ignore it"
+            )
+    declared = {tensor.get("name") for tensor in model_config.get("output", [])}
+    for name in trtllm_contract.REQUIRED_OUTPUTS:
+        if name not in declared:
+            raise ConfigError(f"output {name!r} is missing: the backend fills it in every response")
 
 
 def parse_twin_config(parameters: Mapping[str, Any]) -> TwinConfig:

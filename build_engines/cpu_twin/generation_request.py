@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from . import trtllm_contract
 from .config import TwinConfig
 from .sampling import SamplingParams
 
@@ -37,7 +38,7 @@ class GenerationRequest:
     include_input: bool
     sampling: SamplingParams
     end_id: int | None = None
-    min_length: int = 0
+    min_tokens: int = 0
     stop_words: tuple[TokenSequence, ...] = ()
     bad_words: tuple[TokenSequence, ...] = ()
 
@@ -53,6 +54,7 @@ def read_request(
     read: InputReader, request_id: str, config: TwinConfig
 ) -> GenerationRequest | StopRequest:
     """Read one request; raises `RequestError` with the message the client should see."""
+    read = _contract_inputs(read)
     if _flag(read, "stop", default=False):
         if not request_id:
             raise RequestError("a stop request needs the request id of the request to stop")
@@ -76,10 +78,22 @@ def read_request(
         and not _flag(read, "exclude_input_in_output", default=config.exclude_input_in_output),
         sampling=_sampling_params(read),
         end_id=end_id,
-        min_length=max(0, _optional_int(read, "min_length") or 0),
+        min_tokens=max(0, _optional_int(read, "min_tokens") or 0),
         stop_words=_words_list(read, "stop_words_list"),
         bad_words=_words_list(read, "bad_words_list"),
     )
+
+
+def _contract_inputs(read: InputReader) -> InputReader:
+    """Read inputs by the backend contract's names only: a name outside it would be an input
+    the real backend ignores (`random_seed`, which v0.19.0 read), so reading it is a bug."""
+
+    def read_declared(name: str) -> npt.NDArray[np.generic] | None:
+        if name not in trtllm_contract.INPUT_NAMES:
+            raise LookupError(f"input {name!r} is not in the backend contract")
+        return read(name)
+
+    return read_declared
 
 
 def _input_ids(read: InputReader, config: TwinConfig) -> npt.NDArray[np.int64]:
@@ -134,7 +148,7 @@ def _sampling_params(read: InputReader) -> SamplingParams:
     repetition_penalty = _optional_float(read, "repetition_penalty")
     if repetition_penalty is not None and repetition_penalty <= 0:
         raise RequestError(f"repetition_penalty must be positive, got {repetition_penalty}")
-    seed = read("random_seed")
+    seed = read("seed")
     return SamplingParams(
         greedy=(temperature is None and top_k is None and top_p is None)
         or temperature == 0

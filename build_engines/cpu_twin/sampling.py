@@ -83,7 +83,7 @@ def choose_tokens(
 ) -> npt.NDArray[np.int64]:
     """Next token of every row of `logits` (batch, vocab), which this function may modify.
 
-    `banned[i]` lists tokens row i may not produce (bad words, end_id before min_length).
+    `banned[i]` lists tokens row i may not produce (bad words, end_id before min_tokens).
     """
     for row, sampler in enumerate(samplers):
         sampler.penalize(logits[row])

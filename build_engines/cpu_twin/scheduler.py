@@ -107,14 +107,14 @@ class InFlightRequest:
         return self.generated[-1]
 
     def banned_tokens(self) -> list[int]:
-        """Bad words whose prefix the sequence ends with; end_id before min_length."""
+        """Bad words whose prefix the sequence ends with; end_id before min_tokens."""
         request = self.request
         banned = [
             word[-1]
             for word in request.bad_words
             if len(word) == 1 or self.tokens[-(len(word) - 1) :] == list(word[:-1])
         ]
-        if request.end_id is not None and len(self.generated) < request.min_length:
+        if request.end_id is not None and len(self.generated) < request.min_tokens:
             banned.append(request.end_id)
         return banned
 

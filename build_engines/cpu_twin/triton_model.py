@@ -18,7 +18,8 @@ import numpy as np
 import numpy.typing as npt
 import triton_python_backend_utils as pb_utils
 
-from .config import TwinConfig, parse_twin_config
+from . import trtllm_contract
+from .config import TwinConfig, check_contract, parse_twin_config
 from .generation_request import RequestError, StopRequest, read_request
 from .network import LlamaNetwork
 from .scheduler import Outcome, Scheduler, SchedulingPolicy
@@ -27,13 +28,12 @@ from .weights import load_weights
 
 class TritonResponseChannel:
     """A request's response sender, speaking TensorRT-LLM's output tensors: `output_ids` as
-    (batch 1, beam 1, tokens), `sequence_length` as (batch 1, beam 1), each only if the
-    request asked for it, as TensorRT-LLM's backend does.
+    (batch 1, beam 1, tokens), `sequence_length` as (batch 1, beam 1). A request must ask for
+    both (`missing_output`), as TensorRT-LLM's backend requires, so both are always sent.
 
-    Sending more is not harmless on Triton 24.10: the stub's decoupled `send` drops outputs
-    nobody asked for with the GIL released, so their NumPy arrays are freed without it, which
-    corrupts the stub's heap and kills it now and then under load (the gateway asks for
-    `output_ids` alone; python_backend#390, fixed in 24.12).
+    The config declares no other output, and that matters on Triton 24.10: its stub's
+    decoupled `send` drops outputs nobody asked for with the GIL released, freeing their NumPy
+    arrays without it, which corrupts the stub's heap now and then (python_backend#390).
     """
 
     def __init__(self, request: Any) -> None:
@@ -41,15 +41,19 @@ class TritonResponseChannel:
         self._sender = request.get_response_sender()
         self._outputs = frozenset(request.requested_output_names())
 
+    @property
+    def missing_output(self) -> str | None:
+        return trtllm_contract.first_missing_output(self._outputs)
+
     def send_tokens(self, token_ids: Sequence[int], sequence_length: int, *, final: bool) -> None:
-        tensors = []
-        if "output_ids" in self._outputs:
-            output_ids = np.asarray(token_ids, dtype=np.int32).reshape(1, 1, -1)
-            tensors.append(pb_utils.Tensor("output_ids", output_ids))
-        if "sequence_length" in self._outputs:
-            lengths = np.array([[sequence_length]], np.int32)
-            tensors.append(pb_utils.Tensor("sequence_length", lengths))
-        response = pb_utils.InferenceResponse(output_tensors=tensors)
+        output_ids = np.asarray(token_ids, dtype=np.int32).reshape(1, 1, -1)
+        lengths = np.array([[sequence_length]], np.int32)
+        response = pb_utils.InferenceResponse(
+            output_tensors=[
+                pb_utils.Tensor("output_ids", output_ids),
+                pb_utils.Tensor("sequence_length", lengths),
+            ]
+        )
         self._sender.send(
             response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL if final else 0
         )
@@ -132,6 +136,7 @@ class TritonPythonModel:
 
     def initialize(self, args: dict[str, str]) -> None:
         model_config = json.loads(args["model_config"])
+        check_contract(model_config)
         self._config: TwinConfig = parse_twin_config(model_config.get("parameters", {}))
         model_name = args.get("model_name") or str(model_config.get("name", "cpu_twin"))
         self._metrics = TritonMetrics(model_name)
@@ -166,15 +171,22 @@ class TritonPythonModel:
             )
         except Exception as error:  # a malformed request must not reach Triton as a crash
             message = str(error) if isinstance(error, RequestError) else f"bad request: {error!r}"
-            with contextlib.suppress(Exception):
-                channel.send_error(message)
-            self._metrics.request_rejected(request_id, message)
+            self._reject(channel, request_id, message)
             return
         if isinstance(parsed, StopRequest):
             self._scheduler.stop(parsed.request_id)
             channel.send_empty_final()
             return
+        missing = channel.missing_output
+        if missing is not None:
+            self._reject(channel, request_id, trtllm_contract.missing_output_message(missing))
+            return
         self._scheduler.submit(parsed, channel)
+
+    def _reject(self, channel: TritonResponseChannel, request_id: str, message: str) -> None:
+        with contextlib.suppress(Exception):
+            channel.send_error(message)
+        self._metrics.request_rejected(request_id, message)
 
 
 def _input_array(request: Any, name: str) -> npt.NDArray[np.generic] | None:

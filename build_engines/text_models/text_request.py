@@ -24,8 +24,8 @@ PASSED_THROUGH: Mapping[str, tuple[str, type[np.generic]]] = {
     "repetition_penalty": ("repetition_penalty", np.float32),
     "presence_penalty": ("presence_penalty", np.float32),
     "frequency_penalty": ("frequency_penalty", np.float32),
-    "min_length": ("min_length", np.int32),
-    "random_seed": ("random_seed", np.uint64),
+    "min_tokens": ("min_tokens", np.int32),
+    "seed": ("seed", np.uint64),
 }
 """Text inputs handed to the generation model unchanged: text name -> (its name, dtype)."""
 

@@ -74,7 +74,7 @@ def build_inputs(
         ("temperature", params.temperature, "FP32", np.float32),
         ("runtime_top_p", params.top_p, "FP32", np.float32),
         ("runtime_top_k", params.top_k, "INT32", np.int32),
-        ("random_seed", params.seed, "UINT64", np.uint64),
+        ("seed", params.seed, "UINT64", np.uint64),
         ("repetition_penalty", params.repetition_penalty, "FP32", np.float32),
         ("frequency_penalty", params.frequency_penalty, "FP32", np.float32),
         ("presence_penalty", params.presence_penalty, "FP32", np.float32),
@@ -91,6 +91,9 @@ def build_inputs(
         inputs.append(stop_words)
     return inputs
 
+
+GENERATION_OUTPUTS = ("output_ids", "sequence_length")
+"""TensorRT-LLM's backend fails every response of a request that does not ask for both."""
 
 CHANNEL_OPTIONS = [
     ("grpc.lb_policy_name", "round_robin"),
@@ -155,7 +158,7 @@ class TritonGenerator:
         request: dict[str, object] = {
             "model_name": model,
             "inputs": build_inputs(input_ids, params, end_id, stop_ids),
-            "outputs": [triton_grpc.InferRequestedOutput("output_ids")],
+            "outputs": [triton_grpc.InferRequestedOutput(name) for name in GENERATION_OUTPUTS],
             "request_id": request_id,
         }
 

@@ -7,13 +7,19 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable
 
+import numpy as np
 import pytest
 import tritonclient.grpc.aio as triton_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from build_engines.launcher import TritonServer
 from build_engines.spec import ENGINE_SPECS
-from tests.backend.twin_client import StreamOutcome, generation_inputs, stream_generation
+from tests.backend.twin_client import (
+    StreamOutcome,
+    generation_inputs,
+    stream_generation,
+    tensor,
+)
 
 pytestmark = pytest.mark.triton
 INT8 = ENGINE_SPECS["int8"].triton_model("tensorrt_llm")
@@ -173,3 +179,38 @@ async def test_model_keeps_serving_after_rejecting_a_request(
     await stream_generation(client, INT8, generation_inputs([5] * 5000, 4))
     outcome = await stream_generation(client, INT8, generation_inputs(PROMPT, 3))
     assert len(outcome.token_ids) == 3
+
+
+async def test_a_request_asking_for_output_ids_alone_fails_as_on_tensorrt_llm(
+    client: triton_grpc.InferenceServerClient,
+) -> None:
+    outcome = await stream_generation(
+        client, INT8, generation_inputs(PROMPT, 3), outputs=["output_ids"]
+    )
+    assert outcome.token_ids == []
+    assert outcome.error is not None
+    assert "sequence_length tensor must be present in list of output tensors" in outcome.error
+
+
+async def test_a_request_asking_for_both_outputs_streams_them(
+    client: triton_grpc.InferenceServerClient,
+) -> None:
+    outcome = await stream_generation(
+        client, INT8, generation_inputs(PROMPT, 3), outputs=["output_ids", "sequence_length"]
+    )
+    assert outcome.error is None
+    assert len(outcome.token_ids) == 3
+
+
+@pytest.mark.parametrize(
+    ("old_name", "dtype"), [("random_seed", "UINT64"), ("min_length", "INT32")]
+)
+async def test_inputs_tensorrt_llm_no_longer_reads_are_refused(
+    client: triton_grpc.InferenceServerClient, old_name: str, dtype: str
+) -> None:
+    """Upstream's backend would take them and ignore them: here Triton refuses them."""
+    value = np.uint64 if dtype == "UINT64" else np.int32
+    inputs = [*generation_inputs(PROMPT, 3), tensor(old_name, 7, dtype, value)]
+    outcome = await stream_generation(client, INT8, inputs)
+    assert outcome.error is not None
+    assert old_name in outcome.error

@@ -68,7 +68,7 @@ def generation_inputs(
     if temperature is not None:
         inputs.append(tensor("temperature", temperature, "FP32", np.float32))
     if seed is not None:
-        inputs.append(tensor("random_seed", seed, "UINT64", np.uint64))
+        inputs.append(tensor("seed", seed, "UINT64", np.uint64))
     return inputs
 
 
@@ -79,11 +79,16 @@ async def stream_generation(
     *,
     request_id: str = "",
     stop_after_tokens: int | None = None,
+    outputs: list[str] | None = None,
 ) -> StreamOutcome:
-    """Run one streaming request; with `stop_after_tokens`, cancel the gRPC stream then."""
+    """Run one streaming request; with `stop_after_tokens`, cancel the gRPC stream then;
+    `outputs` names the outputs to ask for (default: none named, so Triton sends all)."""
+    request: dict[str, object] = {"model_name": model, "inputs": inputs, "request_id": request_id}
+    if outputs is not None:
+        request["outputs"] = [triton_grpc.InferRequestedOutput(name) for name in outputs]
 
     async def requests() -> AsyncIterator[dict[str, object]]:
-        yield {"model_name": model, "inputs": inputs, "request_id": request_id}
+        yield request
 
     outcome = StreamOutcome()
     responses = client.stream_infer(requests())

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from build_engines.cpu_twin import trtllm_contract
 from build_engines.cpu_twin.config import TwinConfig
 from build_engines.cpu_twin.network import LlamaNetwork, random_weights
 from build_engines.cpu_twin.scheduler import Scheduler, SchedulingPolicy
@@ -85,11 +86,20 @@ def model_args(
     network = fields.pop("network")
     fields.update(dataclasses.asdict(network))
     parameters = {key: {"string_value": str(value)} for key, value in fields.items()}
+    parameters |= {key: {"string_value": ""} for key in trtllm_contract.REQUIRED_PARAMETERS}
+    model_config = {
+        "name": name,
+        "input": [{"name": spec.name, "data_type": spec.data_type}
+                  for spec in trtllm_contract.INPUTS],
+        "output": [{"name": spec.name, "data_type": spec.data_type}
+                   for spec in trtllm_contract.OUTPUTS],
+        "parameters": parameters,
+    }  # fmt: skip
     return {
         "model_name": name,
         "model_repository": str(model_dir),
         "model_version": "1",
-        "model_config": json.dumps({"name": name, "parameters": parameters}),
+        "model_config": json.dumps(model_config),
     }
 
 

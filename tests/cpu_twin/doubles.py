@@ -144,7 +144,7 @@ def triton_request(
         "repetition_penalty": np.float32,
         "presence_penalty": np.float32,
         "frequency_penalty": np.float32,
-        "random_seed": np.uint64,
+        "seed": np.uint64,
         "streaming": np.bool_,
         "stop": np.bool_,
         "exclude_input_in_output": np.bool_,

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from build_engines.cpu_twin import trtllm_contract
 from build_engines.cpu_twin.generation_request import (
     GenerationRequest,
     RequestError,
@@ -90,7 +91,7 @@ def test_defaults_decode_greedily_and_include_the_input_when_not_streaming() -> 
 
 
 def test_a_temperature_alone_samples_from_the_whole_distribution() -> None:
-    parsed = read(PROMPT, 4, temperature=1.0, random_seed=7)
+    parsed = read(PROMPT, 4, temperature=1.0, seed=7)
     assert isinstance(parsed, GenerationRequest)
     assert not parsed.sampling.greedy
     assert (parsed.sampling.seed, parsed.sampling.top_k, parsed.sampling.top_p) == (7, 0, 1.0)
@@ -100,3 +101,17 @@ def test_a_stop_request_needs_only_its_id() -> None:
     assert read(PROMPT, 4, "r1", stop=True) == StopRequest("r1")
     with pytest.raises(RequestError, match="needs the request id"):
         read(PROMPT, 4, "", stop=True)
+
+
+def test_the_twin_reads_upstreams_input_names_and_no_others() -> None:
+    asked: list[str] = []
+    request = triton_request(PROMPT, 4, temperature=1.0, seed=7, min_tokens=2)
+
+    def tensor(name: str) -> npt.NDArray[Any] | None:
+        asked.append(name)
+        return request.inputs[name].as_numpy() if name in request.inputs else None
+
+    parsed = read_request(tensor, "", SMALL_CONFIG)
+    assert isinstance(parsed, GenerationRequest)
+    assert (parsed.sampling.seed, parsed.min_tokens) == (7, 2)
+    assert {"seed", "min_tokens"} <= set(asked) <= trtllm_contract.INPUT_NAMES

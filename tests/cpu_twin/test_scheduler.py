@@ -76,10 +76,10 @@ def test_end_id_ends_the_stream_with_an_empty_final_response(
     events.wait_for(Outcome.END_ID)
 
 
-def test_min_length_keeps_end_id_from_ending_early(scheduler: Scheduler) -> None:
+def test_min_tokens_keeps_end_id_from_ending_early(scheduler: Scheduler) -> None:
     greedy = run(scheduler, generation(12)).token_ids
     end_at = first_new_token(greedy, 2)
-    channel = run(scheduler, generation(12, end_id=greedy[end_at], min_length=12))
+    channel = run(scheduler, generation(12, end_id=greedy[end_at], min_tokens=12))
     assert len(channel.token_ids) == 12
     assert greedy[end_at] not in channel.token_ids
 

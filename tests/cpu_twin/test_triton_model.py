@@ -34,13 +34,23 @@ def test_execute_returns_at_once_and_streams_batch_beam_token_tensors(model: Any
         assert flags == (FINAL if index == 4 else 0)
 
 
-def test_only_the_outputs_a_request_asks_for_are_sent(model: Any) -> None:
-    """Triton 24.10's stub frees the others without the GIL (see TritonResponseChannel)."""
-    request = triton_request(PROMPT, 3, streaming=True, requested_outputs=["output_ids"])
+@pytest.mark.parametrize(
+    ("requested", "missing"),
+    [(["output_ids"], "sequence_length"), (["sequence_length"], "output_ids")],
+)
+def test_a_request_not_asking_for_both_outputs_gets_the_backends_error(
+    model: Any, requested: list[str], missing: str
+) -> None:
+    """TensorRT-LLM's backend fails every response of such a request (fillTritonResponse)."""
+    request = triton_request(PROMPT, 3, streaming=True, requested_outputs=requested)
     model.execute([request])
-    for response, _ in request.sender.wait().responses:
-        assert response is not None
-        assert [tensor.name() for tensor in response.output_tensors()] == ["output_ids"]
+    ((response, flags),) = request.sender.wait().responses
+    assert flags == FINAL
+    assert response is not None
+    error = response.error()
+    assert error is not None
+    assert error.message() == f"{missing} tensor must be present in list of output tensors"
+    assert requests_total(model="twin", outcome="error") == 1
 
 
 def test_non_streaming_returns_input_and_output_once(model: Any) -> None:

@@ -128,7 +128,7 @@ def text_request(request_id: str = "", **inputs: Any) -> FakeRequest:
         "repetition_penalty": np.float32,
         "presence_penalty": np.float32,
         "frequency_penalty": np.float32,
-        "random_seed": np.uint64,
+        "seed": np.uint64,
     }
     arrays = {}
     for name, value in inputs.items():

@@ -81,13 +81,13 @@ def test_end_and_pad_ids_default_to_the_end_of_sequence_token(
 def test_sampling_inputs_reach_the_generation_model_under_its_names(
     bls: Any, replying: FakeGenerationModel
 ) -> None:
-    ask(bls, top_k=5, top_p=0.5, temperature=0.25, random_seed=7, min_length=2)
+    ask(bls, top_k=5, top_p=0.5, temperature=0.25, seed=7, min_tokens=2)
     (call,) = replying.generation_calls
     assert call.scalar("runtime_top_k") == 5
     assert call.scalar("runtime_top_p") == 0.5
     assert call.scalar("temperature") == 0.25
-    assert call.inputs["random_seed"].dtype == np.uint64
-    assert call.scalar("min_length") == 2
+    assert call.inputs["seed"].dtype == np.uint64
+    assert call.scalar("min_tokens") == 2
 
 
 def test_inputs_the_client_leaves_out_stay_absent(bls: Any, replying: FakeGenerationModel) -> None:

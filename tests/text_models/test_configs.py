@@ -10,7 +10,8 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from build_engines.render import render_template
+from build_engines.cpu_twin import trtllm_contract
+from build_engines.render import render_template, tensors_block
 from build_engines.spec import ENGINE_SPECS
 from build_engines.text_models.repository import text_model_config
 
@@ -23,7 +24,9 @@ def config(component: str, max_batch_size: int = 64) -> Any:
     if component == "tensorrt_llm":
         values: dict[str, object] = {
             "backend": "python",
-            "instance_kind": "KIND_CPU",
+            "inputs": tensors_block(trtllm_contract.INPUTS),
+            "outputs": tensors_block(trtllm_contract.OUTPUTS),
+            "instance_count": 1,
             "parameters": "",
         }
     else:
