@@ -57,10 +57,11 @@ class Gateway:
     base_url: str
     account_id: str
     token: str
+    model: str = GATEWAY_MODEL
 
     @property
     def run_url(self) -> str:
-        return f"{self.base_url}/client/v4/accounts/{self.account_id}/ai/run/{GATEWAY_MODEL}"
+        return f"{self.base_url}/client/v4/accounts/{self.account_id}/ai/run/{self.model}"
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -92,9 +93,10 @@ def gateway(
     database_url: str | None = None,
     redis_url: str | None = None,
     env: dict[str, str] | None = None,
+    model: str = GATEWAY_MODEL,
 ) -> Iterator[Gateway]:
     """`gateway serve` (uvicorn, uvloop, httptools) with auth, limits and metering on;
-    `env` adds or overrides settings."""
+    `env` adds or overrides settings; `model` is the catalog name it is warmed up with."""
     admin = secrets.token_urlsafe(32)
     port = free_port()
     run_dir = WORK_DIR / f"gateway-{name}"
@@ -133,7 +135,7 @@ def gateway(
             account = client.post("/admin/v1/accounts", json={"name": f"bench-{name}"})
             account_id = account.json()["result"]["id"]
             token = client.post(f"/admin/v1/accounts/{account_id}/tokens", json={"name": "b"})
-        ready = Gateway(process, base_url, account_id, token.json()["result"]["token"])
+        ready = Gateway(process, base_url, account_id, token.json()["result"]["token"], model)
         # Steady state, not a cold start: the token and the account's limits are known.
         httpx.post(ready.run_url, json={"prompt": "warm up", "max_tokens": 2},
                    headers={"Authorization": f"Bearer {ready.token}"}, timeout=60)  # fmt: skip

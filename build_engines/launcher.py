@@ -60,12 +60,32 @@ class TritonGaveUp(TritonLaunchError):
 
 @dataclass(frozen=True)
 class TritonRuntime:
-    """Where the wheel's server binary, libraries and Python backend live."""
+    """Where the server binary, libraries and backends live: the nvidia-pytriton wheel's
+    CPU-only build (Python backend alone), or a full install such as NGC's images."""
 
     server_binary: Path
     library_dir: Path
     python_backend_dir: Path
     stub_binary: Path
+    backends_dir: Path | None = None
+    """A full install's backends folder (python, tensorrtllm, …), used as it is."""
+
+    @classmethod
+    def from_install(cls, root: Path) -> TritonRuntime:
+        """A Triton installed under `root` (`/opt/tritonserver` in the NGC images): its own
+        backends, GPU memory pools and metrics."""
+        backends = root / "backends"
+        runtime = cls(
+            server_binary=root / "bin" / "tritonserver",
+            library_dir=root / "lib",
+            python_backend_dir=backends / "python",
+            stub_binary=backends / "python" / "triton_python_backend_stub",
+            backends_dir=backends,
+        )
+        for path in (runtime.server_binary, backends):
+            if not path.exists():
+                raise TritonLaunchError(f"no Triton installed under {root}: {path} is missing")
+        return runtime
 
     @classmethod
     def from_installed_wheel(cls) -> TritonRuntime:
@@ -95,7 +115,10 @@ class TritonRuntime:
         """A backends folder whose Python backend carries the stub for this interpreter.
 
         Built from links in a cache folder rather than by copying into the installed wheel.
+        A full install's backends folder is used as it is.
         """
+        if self.backends_dir is not None:
+            return self.backends_dir
         python_dir = cache_dir / f"backends-py{PYTHON_VERSION}" / "python"
         python_dir.mkdir(parents=True, exist_ok=True)
         sources = [*self.python_backend_dir.iterdir(), self.stub_binary]
@@ -187,6 +210,8 @@ class TritonServer:
     extra_args: Sequence[str] = ()
     cache_dir: Path = Path("var") / "triton"
     restarts: RestartBackoff = field(default_factory=RestartBackoff)
+    runtime: TritonRuntime | None = None
+    """Default: the nvidia-pytriton wheel's server."""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     server_id: str = field(default="", init=False)
     """Unique per start (`--id`): readiness checks that the server answering is this one."""
@@ -245,13 +270,16 @@ class TritonServer:
             f"--grpc-port={self.grpc_port}",
             f"--metrics-address={self.host}",
             f"--metrics-port={self.metrics_port}",
-            "--allow-gpu-metrics=false",
             "--allow-cpu-metrics=true",
-            "--pinned-memory-pool-byte-size=0",
-            "--cuda-memory-pool-byte-size=0:0",
             "--strict-readiness=true",
             "--exit-timeout-secs=10",
         ]
+        if runtime.backends_dir is None:  # the wheel's server has no GPU support
+            command += [
+                "--allow-gpu-metrics=false",
+                "--pinned-memory-pool-byte-size=0",
+                "--cuda-memory-pool-byte-size=0:0",
+            ]
         if self.models:
             command.append("--model-control-mode=explicit")
             command += [f"--load-model={model}" for model in self.models]
@@ -283,7 +311,7 @@ class TritonServer:
 
     def _start_once(self, timeout: float, abandon: threading.Event | None) -> TritonServer:
         self.ensure_ports_free()
-        runtime = TritonRuntime.from_installed_wheel()
+        runtime = self.runtime or TritonRuntime.from_installed_wheel()
         log_path = self.log_path or self.cache_dir / f"tritonserver-{self.http_port}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path

@@ -260,8 +260,16 @@ def test_the_engine_build_runs_build_engines_for_every_enabled_precision_on_a_gp
     assert sorted(runs) == ["fp16", "int8"]
     assert "--output /models" in script
     assert "--serve-root /models" in script
-    assert build["resources"]["requests"]["nvidia.com/gpu"] >= 1
+    assert build["resources"]["requests"]["nvidia.com/gpu"] == 1
     assert pod(job)["restartPolicy"] == "Never"
+
+
+def test_each_of_a_triton_pods_gpus_gets_an_engine_instance(render: Render) -> None:
+    manifests = render({"triton": {"gpusPerModel": 2}})
+    script = container(engine_build(manifests), "build")["command"][-1]
+    assert re.findall(r"--gpus (\d+)", script) == ["2"]
+    for triton in tritons(manifests):
+        assert container(triton, "triton")["resources"]["limits"]["nvidia.com/gpu"] == 2
 
 
 def test_triton_and_the_gateway_wait_for_the_engines_the_build_marks_done(
