@@ -17,11 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 UPSTREAM_VERSION = "TensorRT-LLM 1.2.1"
-UPSTREAM_SOURCE = (
-    "triton-inference-server/tensorrtllm_backend 8addf2f (TENSORRTLLM_VER=1.2.1); "
-    "NVIDIA/TensorRT-LLM triton_backend/inflight_batcher_llm/src/{utils.h,"
-    "model_instance_state.cc,model_state.cc}"
-)
 
 
 @dataclass(frozen=True)
