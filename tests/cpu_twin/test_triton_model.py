@@ -17,6 +17,16 @@ from tests.python_backend_doubles import FINAL, FakeLogger, FakeMetricFamily, Fa
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 
 
+def only_error(request: FakeRequest) -> str:
+    """The message of the one, final, error response a request got."""
+    ((response, flags),) = request.sender.wait().responses
+    assert flags == FINAL
+    assert response is not None
+    error = response.error()
+    assert error is not None
+    return str(error.message())
+
+
 def requests_total(**labels: str) -> float:
     return FakeMetricFamily.created["cpu_twin_requests_total"].value(**labels)
 
@@ -44,12 +54,7 @@ def test_a_request_not_asking_for_both_outputs_gets_the_backends_error(
     """TensorRT-LLM's backend fails every response of such a request (fillTritonResponse)."""
     request = triton_request(PROMPT, 3, streaming=True, requested_outputs=requested)
     model.execute([request])
-    ((response, flags),) = request.sender.wait().responses
-    assert flags == FINAL
-    assert response is not None
-    error = response.error()
-    assert error is not None
-    assert error.message() == f"{missing} tensor must be present in list of output tensors"
+    assert only_error(request) == f"{missing} tensor must be present in list of output tensors"
     assert requests_total(model="twin", outcome="error") == 1
 
 
@@ -81,12 +86,7 @@ def test_limits_are_error_responses_with_the_excess(
 ) -> None:
     request = triton_request([5] * input_len, output_len, streaming=True)
     model.execute([request])
-    ((response, flags),) = request.sender.wait().responses
-    assert flags == FINAL
-    assert response is not None
-    error = response.error()
-    assert error is not None
-    assert error.message() == message
+    assert only_error(request) == message
     assert requests_total(model="twin", outcome="error") == 1
 
 
