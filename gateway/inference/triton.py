@@ -22,6 +22,8 @@ import numpy as np
 import tritonclient.grpc.aio as triton_grpc
 from tritonclient.utils import InferenceServerException
 
+from build_engines.cpu_twin import trtllm_contract
+
 logger = logging.getLogger("gateway.inference")
 
 
@@ -92,7 +94,7 @@ def build_inputs(
     return inputs
 
 
-GENERATION_OUTPUTS = ("output_ids", "sequence_length")
+GENERATION_OUTPUTS = trtllm_contract.REQUIRED_OUTPUTS
 """TensorRT-LLM's backend fails every response of a request that does not ask for both."""
 
 CHANNEL_OPTIONS = [
