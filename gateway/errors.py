@@ -22,6 +22,7 @@ Inference adds its own in `gateway/inference/errors.py`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -65,13 +66,21 @@ class ApiError(Exception):
     """An error the client caused or must know about; rendered in the envelope."""
 
     def __init__(
-        self, status_code: int, code: int, message: str, headers: dict[str, str] | None = None
+        self,
+        status_code: int,
+        code: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.param = param
+        """The request field at fault, where one is (OpenAI's errors name it)."""
 
     def envelope(self) -> ErrorEnvelope:
         return ErrorEnvelope(errors=[ErrorDetail(self.code, self.message)])
@@ -81,26 +90,37 @@ def error_response(error: ApiError) -> Response[ErrorEnvelope]:
     return Response(error.envelope(), status_code=error.status_code, headers=error.headers)
 
 
-def _api_error(_: AnyRequest, error: ApiError) -> Response[ErrorEnvelope]:
-    return error_response(error)
+def _api_error(_: AnyRequest, error: ApiError) -> ApiError:
+    return error
 
 
-def _validation_error(_: AnyRequest, error: ValidationException) -> Response[ErrorEnvelope]:
-    details = error.extra if isinstance(error.extra, list) else []
-    described = "; ".join(
-        f"{item.get('key') or 'body'}: {item.get('message')}"
-        for item in details
-        if isinstance(item, dict)
+def _validation_error(_: AnyRequest, error: ValidationException) -> ApiError:
+    details = (
+        [item for item in error.extra if isinstance(item, dict)]
+        if isinstance(error.extra, list)
+        else []
     )
+    described = "; ".join(f"{item.get('key') or 'body'}: {item.get('message')}" for item in details)
     detail = str(error.detail)
     if "JSON" in detail or "decode" in detail.lower():
-        return error_response(
-            ApiError(400, BODY_MISSING, f"Request body is not valid JSON: {detail}")
-        )
-    return error_response(ApiError(400, BAD_INPUT, f"Bad input: {described or detail}"))
+        return ApiError(400, BODY_MISSING, f"Request body is not valid JSON: {detail}")
+    return ApiError(
+        400, BAD_INPUT, f"Bad input: {described or detail}", param=_field_at_fault(details)
+    )
 
 
-def _http_error(_: AnyRequest, error: HTTPException) -> Response[ErrorEnvelope]:
+def _field_at_fault(details: list[dict[str, Any]]) -> str | None:
+    """The field of msgspec's "… - at `$.messages[0].role`": `messages[0].role`."""
+    for item in details:
+        message = str(item.get("message", ""))
+        if "- at `$." in message:
+            return message.rsplit("- at `$.", 1)[1].rstrip("`")
+        if item.get("key") and item.get("key") != "body":
+            return str(item["key"])
+    return None
+
+
+def _http_error(_: AnyRequest, error: HTTPException) -> ApiError:
     status = error.status_code
     code = {
         400: BAD_INPUT,
@@ -118,12 +138,12 @@ def _http_error(_: AnyRequest, error: HTTPException) -> Response[ErrorEnvelope]:
     if status >= 500:
         logger.error("HTTP %s: %s", status, error.detail)
         message = "Internal error"
-    return error_response(ApiError(status, code, message, dict(error.headers or {})))
+    return ApiError(status, code, message, dict(error.headers or {}))
 
 
-def _unexpected_error(_: AnyRequest, error: Exception) -> Response[ErrorEnvelope]:
+def _unexpected_error(_: AnyRequest, error: Exception) -> ApiError:
     logger.exception("unhandled error", exc_info=error)
-    return error_response(ApiError(HTTP_500_INTERNAL_SERVER_ERROR, INTERNAL, "Internal error"))
+    return ApiError(HTTP_500_INTERNAL_SERVER_ERROR, INTERNAL, "Internal error")
 
 
 UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
@@ -157,7 +177,7 @@ def is_refused_data(error: Exception) -> bool:
     return isinstance(error, DataError | IntegrityError) or sqlstate[:2] in ("22", "23")
 
 
-def _database_error(request: AnyRequest, error: Exception) -> Response[ErrorEnvelope]:
+def _database_error(request: AnyRequest, error: Exception) -> ApiError:
     """The database is down or unreachable: a fast, retryable 503 rather than a 500.
 
     A statement that failed (bad SQL, data or constraint errors a service did not handle) is
@@ -165,38 +185,32 @@ def _database_error(request: AnyRequest, error: Exception) -> Response[ErrorEnve
     can only have come from the request: a 400.
     """
     if _sqlstate(error) in UNSTORABLE_TEXT_SQLSTATES:
-        return error_response(
-            ApiError(400, BAD_INPUT, "Bad input: text with a character the database refuses (NUL)")
+        return ApiError(
+            400, BAD_INPUT, "Bad input: text with a character the database refuses (NUL)"
         )
     if not _is_outage(error):
         return _unexpected_error(request, error)
     logger.warning("database unavailable: %s", error)
-    return error_response(
-        ApiError(
-            503,
-            DATABASE_UNAVAILABLE,
-            "The database is unavailable; retry shortly",
-            {"Retry-After": "2"},
-        )
+    return ApiError(
+        503,
+        DATABASE_UNAVAILABLE,
+        "The database is unavailable; retry shortly",
+        {"Retry-After": "2"},
     )
 
 
-def _recursion_error(request: AnyRequest, error: RecursionError) -> Response[ErrorEnvelope]:
+def _recursion_error(request: AnyRequest, error: RecursionError) -> ApiError:
     """JSON nested deeper than the decoder goes is bad input; any other recursion is a bug."""
     if "deserializing" in str(error):
-        return error_response(ApiError(400, BAD_INPUT, "Bad input: JSON is nested too deeply"))
+        return ApiError(400, BAD_INPUT, "Bad input: JSON is nested too deeply")
     return _unexpected_error(request, error)
 
 
-def _decode_error(
-    _: AnyRequest, error: msgspec.DecodeError | UnicodeDecodeError
-) -> Response[ErrorEnvelope]:
-    return error_response(
-        ApiError(400, BODY_MISSING, f"Request body is not valid UTF-8 JSON: {error}")
-    )
+def _decode_error(_: AnyRequest, error: msgspec.DecodeError | UnicodeDecodeError) -> ApiError:
+    return ApiError(400, BODY_MISSING, f"Request body is not valid UTF-8 JSON: {error}")
 
 
-EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+_AS_API_ERROR: dict[type[Exception], Callable[[AnyRequest, Any], ApiError]] = {
     ApiError: _api_error,
     ValidationException: _validation_error,
     NotFoundException: _http_error,
@@ -209,3 +223,18 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ConnectionError: _database_error,
     Exception: _unexpected_error,
 }
+"""Every exception the gateway answers, as the `ApiError` it is answered with."""
+
+
+def exception_handlers(render: Callable[[ApiError], Response[Any]]) -> ExceptionHandlersMap:
+    """The handlers of one API: each exception as its `ApiError`, in that API's format."""
+
+    def handler(
+        as_api_error: Callable[[AnyRequest, Any], ApiError],
+    ) -> Callable[[AnyRequest, Exception], Response[Any]]:
+        return lambda request, error: render(as_api_error(request, error))
+
+    return {kind: handler(as_api_error) for kind, as_api_error in _AS_API_ERROR.items()}
+
+
+EXCEPTION_HANDLERS = exception_handlers(error_response)

@@ -23,13 +23,16 @@ BACKEND_UNAVAILABLE = 3045
 CLIENT_CLOSED_REQUEST = 3048
 
 
-def invalid_input(message: str) -> ApiError:
-    return ApiError(400, BAD_INPUT, f"Bad input: {message}")
+def invalid_input(message: str, param: str | None = None) -> ApiError:
+    return ApiError(400, BAD_INPUT, f"Bad input: {message}", param=param)
 
 
 def unknown_model(name: str) -> ApiError:
     return ApiError(
-        404, INVALID_MODEL, f"No such model: '{name}'; list models with GET …/ai/models/search"
+        404,
+        INVALID_MODEL,
+        f"No such model: '{name}'; list models with GET …/ai/models/search",
+        param="model",
     )
 
 
@@ -52,6 +55,7 @@ def max_tokens_exceeded(max_tokens: int, max_output: int) -> ApiError:
         BAD_INPUT,
         f"Bad input: max_tokens {max_tokens} is over the model's maximum output of "
         f"{max_output} tokens by {max_tokens - max_output}",
+        param="max_tokens",
     )
 
 

@@ -13,6 +13,7 @@ from litestar.plugins import InitPluginProtocol
 
 from gateway.inference.catalog import load_catalog
 from gateway.inference.routes import InferenceController
+from gateway.inference.run import provide_runs
 from gateway.inference.service import InferenceService
 from gateway.inference.streaming import StreamOptions
 from gateway.inference.triton import TritonGenerator
@@ -41,6 +42,7 @@ class InferencePlugin(InitPluginProtocol):
         app_config.route_handlers.append(InferenceController)
         app_config.lifespan.append(self.lifespan)
         app_config.dependencies["inference"] = Provide(self.service, sync_to_thread=False)
+        app_config.dependencies["runs"] = Provide(provide_runs, sync_to_thread=False)
         app_config.dependencies["stream_options"] = Provide(
             self._stream_options, sync_to_thread=False
         )

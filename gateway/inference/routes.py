@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import functools
-import uuid
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 
 from gateway.envelope import Envelope, error_responses, ok
-from gateway.errors import ApiError
-from gateway.inference.errors import client_closed_request
-from gateway.inference.refusals import RefusalRecorder
+from gateway.inference import encoder
+from gateway.inference.api import Api
+from gateway.inference.chat_template import ChatMessage
+from gateway.inference.errors import invalid_input
+from gateway.inference.responses import event_stream, whole_answer
+from gateway.inference.run import RunService
 from gateway.inference.schemas import ModelInfo, TextGenerationRequest, TextGenerationResult
-from gateway.inference.service import ClientGone, InferenceService
-from gateway.inference.streaming import SSE_HEADERS, EventStream, FirstThenRest, StreamOptions
-from gateway.inference.tracking import RunTracker
-from gateway.limits.service import LimitsService
-from gateway.metrics.registry import GatewayMetrics
+from gateway.inference.service import InferenceService, RunRequest
+from gateway.inference.streaming import EventStream, StreamOptions
+from gateway.inference.triton import SamplingParams
 from gateway.tokens.auth import Caller
-from gateway.usage.meter import UsageMeter
 
 ERROR_RESPONSES = error_responses(
     {
@@ -64,53 +63,18 @@ class InferenceController(Controller):
         data: TextGenerationRequest,
         request: Request[Any, Any, Any],
         caller: Caller,
-        inference: InferenceService,
-        limits: LimitsService,
-        meter: UsageMeter,
-        metrics: GatewayMetrics,
+        runs: RunService,
         stream_options: StreamOptions,
     ) -> Response[Envelope[TextGenerationResult]] | EventStream:
         model = model.lstrip("/")
-        request_id = uuid.uuid4().hex
-        refused = RefusalRecorder(meter, metrics, caller, request_id, model, inference)
-        with refused.as_status("rate_limited"):
-            admission = await limits.admit_request(caller.account_id, request_id)
-        with refused.as_status("rejected", admission.headers):
-            generation = await inference.prepare(model, data, request_id)
-        prompt_tokens = len(generation.input_ids)
-        with refused.as_status("rate_limited"):
-            await limits.admit_generation(admission, prompt_tokens + data.max_tokens)
-        try:
-            metered = meter.open(
-                request_id, caller.account_id, caller.token_id, generation.entry.name, prompt_tokens
-            )
-        except ApiError as error:
-            await limits.settle(admission, 0)
-            error.headers.update(admission.headers)
-            raise
-        tracker = RunTracker(
-            generation.entry.name, caller.account_id, prompt_tokens, admission, metered, limits,
-            metrics,
-        )  # fmt: skip
-        headers = admission.headers
-        try:
-            if not data.stream:
-                client_gone = functools.partial(_client_gone, request)
-                try:
-                    result = await generation.complete(tracker, client_gone)
-                except ClientGone as gone:
-                    raise client_closed_request() from gone
-                return Response(ok(result), headers=headers)
-            events = generation.sse_events(stream_options.keepalive_seconds, tracker)
-            first = await anext(events)
-        except ApiError as error:
-            error.headers.update(headers)
-            raise
-        return EventStream(
-            FirstThenRest(first, events),
-            headers={**SSE_HEADERS, **headers},
-            send_timeout=stream_options.send_timeout_seconds,
-            buffer_bytes=stream_options.buffer_bytes,
+        run = await runs.start(
+            caller, Api.WORKERS_AI, model, functools.partial(run_request, model, data)
+        )
+        if not data.stream:
+            completion = await whole_answer(run, request)
+            return Response(ok(encoder.result(completion)), headers=run.headers)
+        return await event_stream(
+            run, encoder.sse(run.events(stream_options.keepalive_seconds)), stream_options
         )
 
     @get(
@@ -136,7 +100,17 @@ class InferenceController(Controller):
         )
 
 
-async def _client_gone(request: Request[Any, Any, Any]) -> None:
-    """Returns once the client has disconnected: its body was read, so nothing else arrives."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
+def run_request(model: str, body: TextGenerationRequest) -> RunRequest:
+    """Workers AI's body as a run: `prompt` is a user message unless `raw`."""
+    if (body.prompt is None) == (body.messages is None):
+        raise invalid_input("provide exactly one of 'prompt' or 'messages'")
+    sampling = SamplingParams.from_request(body, body.max_tokens)
+    if body.messages is not None:
+        if body.raw:
+            raise invalid_input("'raw' applies to 'prompt' only, not to 'messages'")
+        messages = [ChatMessage(m.role, m.content) for m in body.messages]
+        return RunRequest(model, sampling, messages=messages)
+    if body.raw:
+        return RunRequest(model, sampling, raw_prompt=body.prompt)
+    assert body.prompt is not None
+    return RunRequest(model, sampling, messages=[ChatMessage("user", body.prompt)])

@@ -10,14 +10,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from gateway.inference.api import Api
 from gateway.limits.service import Admission, LimitsService
 from gateway.metrics.registry import GatewayMetrics
 from gateway.usage.meter import MeteredRequest
+from gateway.usage.status import RunStatus
 
 
 @dataclass
 class RunTracker:
     model: str
+    api: Api
     account_id: str
     prompt_tokens: int
     admission: Admission
@@ -53,14 +56,14 @@ class RunTracker:
         request the moment it reads `[DONE]` must find its concurrency slot free."""
         await self.limits.settle(self.admission, self.prompt_tokens + completion_tokens)
 
-    async def finish(self, status: str) -> None:
+    async def finish(self, status: RunStatus) -> None:
         if self._finished:
             return
         self._finished = True
         self.metered.finish(status)
         metrics = self.metrics
         metrics.active_streams.labels(self.model).dec()
-        metrics.requests.labels(self.model, status).inc()
+        metrics.requests.labels(self.model, self.api, status).inc()
         metrics.request_duration.labels(self.model).observe(time.perf_counter() - self.arrived_at)
         metrics.count_tokens(
             self.model, self.account_id, self.prompt_tokens, self.completion_tokens

@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import grpc
@@ -35,16 +35,43 @@ class BackendError(Exception):
     """Triton or the model reported an error for this request."""
 
 
+def _carried_by(tensor: str) -> Any:
+    """A sampling option that TensorRT-LLM's input `tensor` carries; unset, the backend's
+    default applies."""
+    return field(default=None, metadata={"tensor": tensor})
+
+
 @dataclass(frozen=True)
 class SamplingParams:
-    max_tokens: int
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    seed: int | None = None
-    repetition_penalty: float | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
+    """Every sampling option a run can set, and the TensorRT-LLM input carrying each: the one
+    definition that both APIs' request bodies map onto (`from_request`)."""
+
+    max_tokens: int | None = None
+    """TensorRT-LLM's `request_output_len`; None until the model's maximum is known."""
+    temperature: float | None = _carried_by("temperature")
+    top_p: float | None = _carried_by("runtime_top_p")
+    top_k: int | None = _carried_by("runtime_top_k")
+    seed: int | None = _carried_by("seed")
+    repetition_penalty: float | None = _carried_by("repetition_penalty")
+    frequency_penalty: float | None = _carried_by("frequency_penalty")
+    presence_penalty: float | None = _carried_by("presence_penalty")
+
+    @classmethod
+    def from_request(cls, body: object, max_tokens: int | None) -> SamplingParams:
+        """The options `body` has attributes for, by the same names; the rest unset."""
+        return cls(
+            max_tokens,
+            **{option.name: getattr(body, option.name, None) for option in OPTIONAL_SAMPLING},
+        )
+
+
+OPTIONAL_SAMPLING = tuple(option for option in fields(SamplingParams) if option.metadata)
+_TENSOR_TYPES = {spec.name: spec.data_type for spec in trtllm_contract.INPUTS}
+_NUMPY_TYPES: dict[str, type[np.generic]] = {
+    "TYPE_FP32": np.float32,
+    "TYPE_INT32": np.int32,
+    "TYPE_UINT64": np.uint64,
+}
 
 
 def _tensor(
@@ -56,11 +83,19 @@ def _tensor(
     return tensor
 
 
+def _sampling_tensor(name: str, value: object) -> triton_grpc.InferInput:
+    """`name` in the type the backend declares for it (`TYPE_FP32` is sent as `FP32`)."""
+    declared = _TENSOR_TYPES[name]
+    return _tensor(name, value, declared.removeprefix("TYPE_"), _NUMPY_TYPES[declared])
+
+
 def build_inputs(
     input_ids: list[int], params: SamplingParams, end_id: int, stop_ids: Sequence[int] = ()
 ) -> list[triton_grpc.InferInput]:
     """TensorRT-LLM's inputs; `stop_ids`: further single tokens that end the model's turn
     (beyond `end_id`), sent as one-token stop words."""
+    if params.max_tokens is None:
+        raise ValueError("max_tokens must be resolved before the request is sent")
     ids = np.array([input_ids], dtype=np.int32)
     tokens = triton_grpc.InferInput("input_ids", list(ids.shape), "INT32")
     tokens.set_data_from_numpy(ids)
@@ -72,20 +107,10 @@ def build_inputs(
         _tensor("pad_id", end_id, "INT32", np.int32),
         _tensor("streaming", True, "BOOL", np.bool_),
     ]
-    optional: Iterable[tuple[str, object, str, type[np.generic]]] = (
-        ("temperature", params.temperature, "FP32", np.float32),
-        ("runtime_top_p", params.top_p, "FP32", np.float32),
-        ("runtime_top_k", params.top_k, "INT32", np.int32),
-        ("seed", params.seed, "UINT64", np.uint64),
-        ("repetition_penalty", params.repetition_penalty, "FP32", np.float32),
-        ("frequency_penalty", params.frequency_penalty, "FP32", np.float32),
-        ("presence_penalty", params.presence_penalty, "FP32", np.float32),
-    )
-    inputs += [
-        _tensor(name, value, datatype, dtype)
-        for name, value, datatype, dtype in optional
-        if value is not None
-    ]
+    for option in OPTIONAL_SAMPLING:
+        value = getattr(params, option.name)
+        if value is not None:
+            inputs.append(_sampling_tensor(option.metadata["tensor"], value))
     if stop_ids:
         words = np.array([[list(stop_ids), list(range(1, len(stop_ids) + 1))]], dtype=np.int32)
         stop_words = triton_grpc.InferInput("stop_words_list", list(words.shape), "INT32")

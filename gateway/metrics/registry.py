@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+from gateway.inference.api import Api
 from gateway.metrics.event_loop import pending_timers, running_tasks
+from gateway.usage.status import SERVED_STATUSES
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 TOKEN_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
-STATUSES = ("ok", "client_cancelled", "rejected", "backend_error", "rate_limited")
 LIMITS = ("requests_per_minute", "tokens_per_minute", "concurrent_streams", "monthly_quota")
 FLUSH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
@@ -24,8 +25,8 @@ class GatewayMetrics:
         registry = self.registry
         self.requests = Counter(
             "gateway_requests",
-            "Requests on the run API, by model and outcome (the usage record's status)",
-            ["model", "status"],
+            "Runs, by model, API (workers_ai, openai) and outcome (the usage record's status)",
+            ["model", "api", "status"],
             registry=registry,
         )
         self.time_to_first_token = Histogram(
@@ -131,8 +132,9 @@ class GatewayMetrics:
         """Start every catalog model's series at zero, so that rates and ratios exist (and
         alerts can fire) before the first error of a kind."""
         for model in models:
-            for status in STATUSES:
-                self.requests.labels(model, status)
+            for api in Api:
+                for status in SERVED_STATUSES:
+                    self.requests.labels(model, api, status)
             for kind in ("unavailable", "error"):
                 self.backend_errors.labels(model, kind)
             self.active_streams.labels(model)

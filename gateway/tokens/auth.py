@@ -43,9 +43,10 @@ class TokenVerifier:
         self._live.forget_where(lambda caller: caller.token_id == token_id)
 
     async def verify(
-        self, secret: str, account_id: str, sessions: async_sessionmaker[AsyncSession]
+        self, secret: str, account_id: str | None, sessions: async_sessionmaker[AsyncSession]
     ) -> Caller:
         """One indexed lookup by hash; the secret itself is never logged or echoed.
+        `account_id` None: the token alone names the account (OpenAI's base URL `/v1`).
 
         The lookup uses a session of its own, returned to the pool at once: a request-scoped
         session would hold a connection for as long as a stream lasts.
@@ -72,8 +73,8 @@ class TokenVerifier:
         return self._of_account(await self._live.get(digest, load), account_id)
 
     @staticmethod
-    def _of_account(caller: Caller, account_id: str) -> Caller:
-        if caller.account_id != account_id:
+    def _of_account(caller: Caller, account_id: str | None) -> Caller:
+        if account_id is not None and caller.account_id != account_id:
             raise ApiError(
                 403, AUTHENTICATION, "Authentication error: this token belongs to another account"
             )
@@ -83,6 +84,25 @@ class TokenVerifier:
 async def provide_caller(
     request: Request,  # type: ignore[type-arg]
     account_id: str,
+    db_sessions: async_sessionmaker[AsyncSession],
+    token_verifier: TokenVerifier,
+) -> Caller:
+    """The caller of `/client/v4/accounts/{account_id}/…`: a token of that account."""
+    return await _caller(request, account_id, db_sessions, token_verifier)
+
+
+async def provide_token_caller(
+    request: Request,  # type: ignore[type-arg]
+    db_sessions: async_sessionmaker[AsyncSession],
+    token_verifier: TokenVerifier,
+) -> Caller:
+    """The caller of a path that names no account: the token's own account."""
+    return await _caller(request, None, db_sessions, token_verifier)
+
+
+async def _caller(
+    request: Request,  # type: ignore[type-arg]
+    account_id: str | None,
     db_sessions: async_sessionmaker[AsyncSession],
     token_verifier: TokenVerifier,
 ) -> Caller:

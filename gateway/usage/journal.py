@@ -24,9 +24,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.usage.status import RunStatus
+
 FREE, OPEN, CLOSED = 0, 1, 2
-STATUSES = ("ok", "client_cancelled", "rejected", "backend_error", "rate_limited", "interrupted")
-"""`interrupted`: the gateway process died while the request was open."""
+STATUSES = tuple(RunStatus)
 
 _SLOT = struct.Struct("<BB2xII4xddd32s32s32s100s")
 SLOT_SIZE = 256
@@ -47,7 +48,7 @@ class JournalRecord:
     model: str
     prompt_tokens: int
     completion_tokens: int = 0
-    status: str = "ok"
+    status: RunStatus = RunStatus.OK
     started_at: float = 0.0
     first_token_at: float = 0.0
     ended_at: float = 0.0
@@ -157,7 +158,7 @@ def _records_in(data: bytes) -> Iterator[JournalRecord]:
             model=_text(model),
             prompt_tokens=prompt,
             completion_tokens=completion,
-            status=STATUSES[status] if state == CLOSED else "interrupted",
+            status=STATUSES[status] if state == CLOSED else RunStatus.INTERRUPTED,
             started_at=started,
             first_token_at=first,
             ended_at=ended if state == CLOSED else max(started, first),

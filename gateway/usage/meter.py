@@ -24,6 +24,7 @@ from gateway.errors import ApiError, is_refused_data
 from gateway.metrics.registry import GatewayMetrics
 from gateway.usage.journal import Journal, JournalRecord, orphaned_journals, storable_model
 from gateway.usage.models import UsageRecord
+from gateway.usage.status import RunStatus
 
 logger = logging.getLogger("gateway.usage")
 
@@ -60,7 +61,7 @@ class MeteredRequest:
         if self._meter is not None:
             self._meter.journal.set_completion_tokens(self._slot, count)
 
-    def finish(self, status: str) -> None:
+    def finish(self, status: RunStatus) -> None:
         if self._meter is None or self.record.ended_at:
             return
         self.record.status = status
@@ -84,7 +85,7 @@ class UsageMeter:
         )
 
     def record_refusal(
-        self, request_id: str, account_id: str, token_id: str, model: str, status: str
+        self, request_id: str, account_id: str, token_id: str, model: str, status: RunStatus
     ) -> None:
         pass
 
@@ -143,7 +144,7 @@ class Meter(UsageMeter):
         return MeteredRequest(self, slot, record)
 
     def record_refusal(
-        self, request_id: str, account_id: str, token_id: str, model: str, status: str
+        self, request_id: str, account_id: str, token_id: str, model: str, status: RunStatus
     ) -> None:
         """A request refused before the backend: a record with no tokens, if one fits."""
         with contextlib.suppress(ApiError):
