@@ -21,6 +21,7 @@ from gateway.limits.plugin import LimitsPlugin
 from gateway.limits.routes import AccountLimitsController
 from gateway.metrics.registry import GatewayMetrics
 from gateway.metrics.routes import metrics_handler
+from gateway.openai_api.routes import openai_routers
 from gateway.request_body import refuse_a_body_that_is_not_utf8
 from gateway.settings import Settings, get_settings
 from gateway.tokens.auth import TokenVerifier, provide_caller
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 limits.degradable_checks,
             ),
             metrics_handler(metrics),
+            *openai_routers(),
         ],
         plugins=[
             database,
@@ -93,7 +95,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="LLM gateway",
             version="0.1.0",
-            description="Workers AI-compatible text generation over Triton + TensorRT-LLM.",
+            description=(
+                "Workers AI- and OpenAI-compatible text generation over Triton + TensorRT-LLM."
+            ),
             path="/schema",
             render_plugins=[ScalarRenderPlugin()],
             components=Components(

@@ -1,0 +1,159 @@
+"""`…/ai/v1/chat/completions`, `…/ai/v1/completions`, `…/ai/v1/models`: OpenAI's API, at two
+base URLs: `/client/v4/accounts/{account_id}/ai/v1` (as Workers AI serves it) and `/v1`, where
+the token alone names the account."""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+from litestar import Controller, Request, Response, Router, get, post
+from litestar.di import Provide
+from litestar.openapi.datastructures import ResponseSpec
+
+from gateway.errors import exception_handlers
+from gateway.inference.api import Api
+from gateway.inference.catalog import CatalogEntry
+from gateway.inference.errors import unknown_model
+from gateway.inference.responses import event_stream, whole_answer
+from gateway.inference.run import RunService
+from gateway.inference.service import InferenceService
+from gateway.inference.streaming import EventStream, StreamOptions
+from gateway.openai_api import encoder, schemas, service
+from gateway.openai_api.errors import error_response
+from gateway.tokens.auth import Caller, provide_token_caller
+
+ERROR_RESPONSES = {
+    status: ResponseSpec(data_container=schemas.ErrorBody, description=description)
+    for status, description in {
+        400: "Bad input, a parameter the backend cannot honour, or a prompt over the context",
+        401: "Missing, invalid, revoked or expired API token",
+        403: "The token belongs to another account",
+        404: "No such model",
+        413: "Request body too large",
+        429: "A rate limit, the concurrency limit or the monthly token quota is reached",
+        502: "The model backend failed the request",
+        503: "The model backend is unavailable, or usage cannot be recorded right now",
+    }.items()
+}
+STREAM_DESCRIPTION = (
+    "With `stream: true`, Server-Sent Events of chunks, then `data: [DONE]`; an error after "
+    'the stream began arrives as `data: {"error": …}` and the stream ends.'
+)
+
+
+class OpenAIController(Controller):
+    tags = ["OpenAI"]  # noqa: RUF012
+
+    @post(
+        "/chat/completions",
+        status_code=200,
+        summary="Create a chat completion",
+        description=STREAM_DESCRIPTION,
+        responses={
+            200: ResponseSpec(
+                data_container=schemas.ChatCompletion,
+                description="The completion, or (stream: true) a text/event-stream",
+            ),
+            **ERROR_RESPONSES,
+        },
+    )
+    async def chat_completions(
+        self,
+        data: schemas.ChatCompletionRequest,
+        request: Request[Any, Any, Any],
+        caller: Caller,
+        runs: RunService,
+        stream_options: StreamOptions,
+    ) -> Response[schemas.ChatCompletion] | EventStream:
+        run = await runs.start(
+            caller, Api.OPENAI, data.model, functools.partial(service.chat_run, data)
+        )
+        if not data.stream:
+            completion = await whole_answer(run, request)
+            return Response(encoder.chat_completion(run, completion), headers=run.headers)
+        events = run.events(stream_options.keepalive_seconds)
+        include_usage = bool(data.stream_options and data.stream_options.include_usage)
+        return await event_stream(
+            run, encoder.sse(run, events, chat=True, include_usage=include_usage), stream_options
+        )
+
+    @post(
+        "/completions",
+        status_code=200,
+        summary="Create a completion (the prompt as it is, no chat template)",
+        description=STREAM_DESCRIPTION,
+        responses={
+            200: ResponseSpec(
+                data_container=schemas.Completion,
+                description="The completion, or (stream: true) a text/event-stream",
+            ),
+            **ERROR_RESPONSES,
+        },
+    )
+    async def completions(
+        self,
+        data: schemas.CompletionRequest,
+        request: Request[Any, Any, Any],
+        caller: Caller,
+        runs: RunService,
+        stream_options: StreamOptions,
+    ) -> Response[schemas.Completion] | EventStream:
+        run = await runs.start(
+            caller, Api.OPENAI, data.model, functools.partial(service.completion_run, data)
+        )
+        if not data.stream:
+            completion = await whole_answer(run, request)
+            return Response(encoder.text_completion(run, completion), headers=run.headers)
+        events = run.events(stream_options.keepalive_seconds)
+        include_usage = bool(data.stream_options and data.stream_options.include_usage)
+        return await event_stream(
+            run, encoder.sse(run, events, chat=False, include_usage=include_usage), stream_options
+        )
+
+    @get("/models", summary="List the models", responses=ERROR_RESPONSES)
+    async def list_models(self, caller: Caller, inference: InferenceService) -> schemas.ModelList:
+        return schemas.ModelList([_model(entry) for entry in inference.catalog])
+
+    @get("/models/{model:path}", summary="Describe a model", responses=ERROR_RESPONSES)
+    async def retrieve_model(
+        self, model: str, caller: Caller, inference: InferenceService
+    ) -> schemas.Model:
+        entry = inference.catalog.get(model.lstrip("/"))
+        if entry is None:
+            raise unknown_model(model.lstrip("/"))
+        return _model(entry)
+
+
+STARTED_AT = int(time.time())
+"""A model's `created`: the catalog is configuration, read when the gateway starts."""
+OWNER = "llm-gateway"
+
+
+def _model(entry: CatalogEntry) -> schemas.Model:
+    return schemas.Model(
+        id=entry.name,
+        created=STARTED_AT,
+        owned_by=OWNER,
+        context_length=entry.max_input_tokens,
+        max_output_tokens=entry.max_output_tokens,
+    )
+
+
+def openai_routers() -> list[Router]:
+    """The API at both base URLs, answering errors in OpenAI's format."""
+    handlers = exception_handlers(error_response)
+    return [
+        Router(
+            path="/client/v4/accounts/{account_id:str}/ai/v1",
+            route_handlers=[OpenAIController],
+            exception_handlers=handlers,
+        ),
+        Router(
+            path="/v1",
+            route_handlers=[OpenAIController],
+            exception_handlers=handlers,
+            dependencies={"caller": Provide(provide_token_caller)},
+        ),
+    ]
