@@ -196,7 +196,16 @@ def _dechunk(body: bytes) -> bytes:
 
 
 def twin_metric(triton: TritonServer, name: str, **labels: str) -> float:
-    with urllib.request.urlopen(triton.metrics_url) as reply:  # noqa: S310 (http only)
+    return _metric_sum(triton.metrics_url, name, labels)
+
+
+def gateway_metric(gateway: GatewayProcess, name: str, **labels: str) -> float:
+    """The sum of `name`'s samples on the gateway's `/metrics` that carry `labels`."""
+    return _metric_sum(f"{gateway.base_url}/metrics", name, labels)
+
+
+def _metric_sum(url: str, name: str, labels: dict[str, str]) -> float:
+    with urllib.request.urlopen(url) as reply:  # noqa: S310 (http only)
         text = reply.read().decode()
     return sum(
         sample.value
