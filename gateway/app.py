@@ -16,7 +16,7 @@ from gateway.db.engine import DatabasePlugin
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.health.routes import health_controller
 from gateway.inference.plugin import InferencePlugin
-from gateway.inference.streaming import StreamOptions
+from gateway.inference.streaming import StreamSettings
 from gateway.limits.plugin import LimitsPlugin
 from gateway.limits.routes import AccountLimitsController
 from gateway.metrics.registry import GatewayMetrics
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         triton_grpc_url=settings.triton.grpc_url,
         catalog_file=settings.triton.catalog_file,
         model_repository=settings.triton.model_repository,
-        stream_options=StreamOptions(
+        stream_settings=StreamSettings(
             settings.server.sse_keepalive_seconds,
             settings.server.sse_send_timeout_seconds,
             settings.server.sse_buffer_bytes,

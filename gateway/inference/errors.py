@@ -31,7 +31,7 @@ def unknown_model(name: str) -> ApiError:
     return ApiError(
         404,
         INVALID_MODEL,
-        f"No such model: '{name}'; list models with GET …/ai/models/search",
+        f"No such model: '{name}'; GET …/ai/models/search (or …/ai/v1/models) lists them",
         param="model",
     )
 

@@ -15,7 +15,7 @@ from gateway.inference.catalog import load_catalog
 from gateway.inference.routes import InferenceController
 from gateway.inference.run import provide_runs
 from gateway.inference.service import InferenceService
-from gateway.inference.streaming import StreamOptions
+from gateway.inference.streaming import StreamSettings
 from gateway.inference.triton import TritonGenerator
 from gateway.metrics.registry import GatewayMetrics
 
@@ -28,14 +28,14 @@ class InferencePlugin(InitPluginProtocol):
         triton_grpc_url: str,
         catalog_file: Path | None,
         model_repository: Path,
-        stream_options: StreamOptions,
+        stream_settings: StreamSettings,
         metrics: GatewayMetrics,
     ) -> None:
         self._metrics = metrics
         self._triton_grpc_url = triton_grpc_url
         self._catalog_file = catalog_file
         self._model_repository = model_repository
-        self.stream_options = stream_options
+        self.stream_settings = stream_settings
         self._service: InferenceService | None = None
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
@@ -43,8 +43,8 @@ class InferencePlugin(InitPluginProtocol):
         app_config.lifespan.append(self.lifespan)
         app_config.dependencies["inference"] = Provide(self.service, sync_to_thread=False)
         app_config.dependencies["runs"] = Provide(provide_runs, sync_to_thread=False)
-        app_config.dependencies["stream_options"] = Provide(
-            self._stream_options, sync_to_thread=False
+        app_config.dependencies["stream_settings"] = Provide(
+            self._stream_settings, sync_to_thread=False
         )
         return app_config
 
@@ -65,8 +65,8 @@ class InferencePlugin(InitPluginProtocol):
             raise RuntimeError("the inference service exists only while the app runs")
         return self._service
 
-    def _stream_options(self) -> StreamOptions:
-        return self.stream_options
+    def _stream_settings(self) -> StreamSettings:
+        return self.stream_settings
 
     async def ready(self) -> bool:
         """Readiness: every catalog model is loaded and ready in its Triton."""

@@ -11,7 +11,7 @@ from litestar import Request
 from gateway.errors import ApiError
 from gateway.inference.errors import client_closed_request
 from gateway.inference.run import ClientGone, Completion, Run
-from gateway.inference.streaming import SSE_HEADERS, EventStream, FirstThenRest, StreamOptions
+from gateway.inference.streaming import SSE_HEADERS, EventStream, FirstThenRest, StreamSettings
 
 
 async def whole_answer(run: Run, request: Request[Any, Any, Any]) -> Completion:
@@ -25,7 +25,7 @@ async def whole_answer(run: Run, request: Request[Any, Any, Any]) -> Completion:
 
 
 async def event_stream(
-    run: Run, body: AsyncGenerator[bytes, None], options: StreamOptions
+    run: Run, body: AsyncGenerator[bytes, None], options: StreamSettings
 ) -> EventStream:
     """`body` (an encoder over the run's events) as `text/event-stream`. Its first event is
     awaited first, so that a failure before anything was generated still gets a status."""

@@ -17,7 +17,7 @@ from gateway.inference.responses import event_stream, whole_answer
 from gateway.inference.run import RunService
 from gateway.inference.schemas import ModelInfo, TextGenerationRequest, TextGenerationResult
 from gateway.inference.service import InferenceService, RunRequest
-from gateway.inference.streaming import EventStream, StreamOptions
+from gateway.inference.streaming import EventStream, StreamSettings
 from gateway.inference.triton import SamplingParams
 from gateway.tokens.auth import Caller
 
@@ -64,7 +64,7 @@ class InferenceController(Controller):
         request: Request[Any, Any, Any],
         caller: Caller,
         runs: RunService,
-        stream_options: StreamOptions,
+        stream_settings: StreamSettings,
     ) -> Response[Envelope[TextGenerationResult]] | EventStream:
         model = model.lstrip("/")
         run = await runs.start(
@@ -74,7 +74,7 @@ class InferenceController(Controller):
             completion = await whole_answer(run, request)
             return Response(ok(encoder.result(completion)), headers=run.headers)
         return await event_stream(
-            run, encoder.sse(run.events(stream_options.keepalive_seconds)), stream_options
+            run, encoder.sse(run.events(stream_settings.keepalive_seconds)), stream_settings
         )
 
     @get(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -80,6 +81,8 @@ class InferenceService:
         generator: TritonGenerator,
     ) -> None:
         self.catalog = catalog
+        self.loaded_at = int(time.time())
+        """When the catalog was loaded: OpenAI's `created` of each model."""
         self._tokenizers = tokenizers
         self._generator = generator
         self._tokenizing = anyio.CapacityLimiter(max(1, len(os.sched_getaffinity(0)) - 1))

@@ -35,7 +35,9 @@ logger = logging.getLogger("gateway.streaming")
 
 
 @dataclass(frozen=True)
-class StreamOptions:
+class StreamSettings:
+    """How the gateway streams (`GATEWAY_SSE_*`); a request's own options are its body's."""
+
     keepalive_seconds: float
     send_timeout_seconds: float
     buffer_bytes: int = 64 * 1024

@@ -5,7 +5,6 @@ the token alone names the account."""
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any
 
 from litestar import Controller, Request, Response, Router, get, post
@@ -17,9 +16,9 @@ from gateway.inference.api import Api
 from gateway.inference.catalog import CatalogEntry
 from gateway.inference.errors import unknown_model
 from gateway.inference.responses import event_stream, whole_answer
-from gateway.inference.run import RunService
+from gateway.inference.run import Run, RunService
 from gateway.inference.service import InferenceService
-from gateway.inference.streaming import EventStream, StreamOptions
+from gateway.inference.streaming import EventStream, StreamSettings
 from gateway.openai_api import encoder, schemas, service
 from gateway.openai_api.errors import error_response
 from gateway.tokens.auth import Caller, provide_token_caller
@@ -65,19 +64,12 @@ class OpenAIController(Controller):
         request: Request[Any, Any, Any],
         caller: Caller,
         runs: RunService,
-        stream_options: StreamOptions,
+        stream_settings: StreamSettings,
     ) -> Response[schemas.ChatCompletion] | EventStream:
         run = await runs.start(
             caller, Api.OPENAI, data.model, functools.partial(service.chat_run, data)
         )
-        if not data.stream:
-            completion = await whole_answer(run, request)
-            return Response(encoder.chat_completion(run, completion), headers=run.headers)
-        events = run.events(stream_options.keepalive_seconds)
-        include_usage = bool(data.stream_options and data.stream_options.include_usage)
-        return await event_stream(
-            run, encoder.sse(run, events, chat=True, include_usage=include_usage), stream_options
-        )
+        return await _answer(run, data, request, stream_settings, chat=True)
 
     @post(
         "/completions",
@@ -98,23 +90,16 @@ class OpenAIController(Controller):
         request: Request[Any, Any, Any],
         caller: Caller,
         runs: RunService,
-        stream_options: StreamOptions,
+        stream_settings: StreamSettings,
     ) -> Response[schemas.Completion] | EventStream:
         run = await runs.start(
             caller, Api.OPENAI, data.model, functools.partial(service.completion_run, data)
         )
-        if not data.stream:
-            completion = await whole_answer(run, request)
-            return Response(encoder.text_completion(run, completion), headers=run.headers)
-        events = run.events(stream_options.keepalive_seconds)
-        include_usage = bool(data.stream_options and data.stream_options.include_usage)
-        return await event_stream(
-            run, encoder.sse(run, events, chat=False, include_usage=include_usage), stream_options
-        )
+        return await _answer(run, data, request, stream_settings, chat=False)
 
     @get("/models", summary="List the models", responses=ERROR_RESPONSES)
     async def list_models(self, caller: Caller, inference: InferenceService) -> schemas.ModelList:
-        return schemas.ModelList([_model(entry) for entry in inference.catalog])
+        return schemas.ModelList([_model(entry, inference) for entry in inference.catalog])
 
     @get("/models/{model:path}", summary="Describe a model", responses=ERROR_RESPONSES)
     async def retrieve_model(
@@ -123,18 +108,35 @@ class OpenAIController(Controller):
         entry = inference.catalog.get(model.lstrip("/"))
         if entry is None:
             raise unknown_model(model.lstrip("/"))
-        return _model(entry)
+        return _model(entry, inference)
 
 
-STARTED_AT = int(time.time())
-"""A model's `created`: the catalog is configuration, read when the gateway starts."""
+async def _answer(
+    run: Run,
+    body: schemas.ChatCompletionRequest | schemas.CompletionRequest,
+    request: Request[Any, Any, Any],
+    stream_settings: StreamSettings,
+    *,
+    chat: bool,
+) -> Response[Any] | EventStream:
+    if not body.stream:
+        completion = await whole_answer(run, request)
+        encode = encoder.chat_completion if chat else encoder.text_completion
+        return Response(encode(run, completion), headers=run.headers)
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    events = run.events(stream_settings.keepalive_seconds)
+    return await event_stream(
+        run, encoder.sse(run, events, chat=chat, include_usage=include_usage), stream_settings
+    )
+
+
 OWNER = "llm-gateway"
 
 
-def _model(entry: CatalogEntry) -> schemas.Model:
+def _model(entry: CatalogEntry, inference: InferenceService) -> schemas.Model:
     return schemas.Model(
         id=entry.name,
-        created=STARTED_AT,
+        created=inference.loaded_at,
         owned_by=OWNER,
         context_length=entry.max_input_tokens,
         max_output_tokens=entry.max_output_tokens,

@@ -101,6 +101,21 @@ def test_a_field_openai_does_not_define_is_refused_by_name(sdk: openai.OpenAI) -
     assert "top_k_please" in error_of(refused)["message"]
 
 
+def test_an_unknown_field_inside_stream_options_is_a_400_not_a_server_error(
+    sdk: openai.OpenAI,
+) -> None:
+    """`stream_options` was also the name of a gateway dependency: Litestar took a body error
+    under that key for the dependency's fault, a 500."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.chat.completions.create(
+            model=INT8,
+            messages=FRANCE,
+            stream=True,
+            extra_body={"stream_options": {"include_usage": True, "nil": 1}},
+        )
+    assert "nil" in error_of(refused)["message"]
+
+
 def test_a_value_out_of_range_names_its_field(sdk: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as refused:
         sdk.chat.completions.create(model=INT8, messages=FRANCE, temperature=3)

@@ -9,10 +9,12 @@ import signal
 import time
 
 import httpx
+import openai
 import pytest
 
-from build_engines.launcher import TritonServer
-from tests.accounting import RawStream, new_account, run, wait_for_records
+from build_engines.launcher import TritonServer, free_port
+from tests.accounting import INT8, RawStream, new_account, run, wait_for_records
+from tests.e2e.test_openai_sdk import sdk_for
 from tests.gateway_fixtures import GatewayFactory, GatewayProcess
 
 pytestmark = pytest.mark.triton
@@ -58,6 +60,46 @@ def test_streams_cut_by_a_dying_backend_end_with_an_error_event_and_are_billed(
         record = records[stream.request_id]
         assert record["status"] == "backend_error"
         assert record["completion_tokens"] == stream.last_event_id > 0
+
+
+def test_an_openai_stream_cut_by_a_dying_backend_raises_the_error_event_in_the_sdk(
+    gateway_factory: GatewayFactory, own_triton: TritonServer
+) -> None:
+    gateway = gateway_factory("sqlite", TRITON_GRPC_URL=own_triton.grpc_url)
+    account = new_account(gateway)
+    messages = [{"role": "user", "content": LONG["prompt"]}]
+    with sdk_for(gateway, account) as sdk:
+        stream = sdk.chat.completions.create(
+            model=INT8,
+            messages=messages,
+            max_tokens=1500,
+            seed=4,
+            stream=True,  # type: ignore[arg-type]
+        )
+        chunks = iter(stream)
+        next(chunks), next(chunks)
+        kill(own_triton)
+        with pytest.raises(openai.APIError) as failed:
+            for _ in chunks:
+                pass
+    assert isinstance(failed.value.body, dict)
+    assert failed.value.body["code"] in ("backend_error", "backend_unavailable")
+    request_id = stream.response.headers["x-request-id"]
+    [record] = wait_for_records(gateway, 1, request_id=request_id)
+    assert record["status"] == "backend_error"
+
+
+def test_an_unreachable_backend_is_a_503_before_an_openai_stream_begins(
+    gateway_factory: GatewayFactory,
+) -> None:
+    gateway = gateway_factory("sqlite", TRITON_GRPC_URL=f"127.0.0.1:{free_port()}")
+    account = new_account(gateway)
+    with sdk_for(gateway, account) as sdk, pytest.raises(openai.InternalServerError) as failed:
+        sdk.chat.completions.create(
+            model=INT8, messages=[{"role": "user", "content": "hi"}], max_tokens=4, stream=True
+        )
+    assert failed.value.status_code == 503
+    assert failed.value.code == "backend_unavailable"
 
 
 def test_the_gateway_serves_and_reports_unready_while_the_backend_is_down(

@@ -1,6 +1,6 @@
 """schemathesis against the gateway's own OpenAPI schema (`GET /schema/openapi.json`): every
 operation, with data that fits the schema and data that breaks it, with valid and invalid
-tokens. Never a 5xx, and every error in the envelope.
+tokens. Never a 5xx, and every error in the envelope (in OpenAI's format on OpenAI's paths).
 
 schemathesis' pytest integration (`schemathesis.pytest.from_fixture`) fails under pytest 9, so
 each operation's hypothesis strategy is driven here; the failures are collected, each with the
@@ -114,7 +114,18 @@ def is_admin(case: AnyCase) -> bool:
 
 def needs_a_token(case: AnyCase) -> bool:
     path: str = case.operation.path
-    return path.startswith(("/admin/", "/client/"))
+    return path.startswith(("/admin/", "/client/", "/v1/"))
+
+
+def is_openai(case: AnyCase) -> bool:
+    """OpenAI's API answers errors in OpenAI's format, not in the envelope."""
+    path: str = case.operation.path
+    return path.startswith("/v1/") or "/ai/v1/" in path
+
+
+def generates(case: AnyCase) -> bool:
+    path: str = case.operation.path
+    return ("{model}" in path and "/run/" in path) or path.endswith("completions")
 
 
 def cases(operation: Operation, mode: GenerationMode, target: Target) -> st.SearchStrategy[AnyCase]:
@@ -142,18 +153,24 @@ def adapted(case: AnyCase) -> AnyCase:
     if positive and isinstance(case.query, dict):
         case.query = {name: value for name, value in case.query.items() if value != "null"}
     body = case.body
-    if "{model}" not in case.operation.path or not isinstance(body, dict):
+    if not generates(case) or not isinstance(body, dict):
         return case
-    if positive:
+    if is_openai(case):
+        if positive:
+            body["model"] = INT8
+        if "max_tokens" not in body and "max_completion_tokens" not in body:
+            body["max_tokens"] = SHORT
+    elif positive:
         for name in set(body) - RUN_FIELDS:
             del body[name]
         if "prompt" in body:
             body.pop("messages", None)
         elif "messages" not in body:
             body["prompt"] = "Hello"
-    max_tokens = body.get("max_tokens", LONGEST_OUTPUT)
-    if type(max_tokens) is int and SHORT < max_tokens <= LONGEST_OUTPUT:
-        body["max_tokens"] = SHORT
+    for name in ("max_tokens", "max_completion_tokens"):
+        max_tokens = body.get(name, LONGEST_OUTPUT)
+        if type(max_tokens) is int and SHORT < max_tokens <= LONGEST_OUTPUT:
+            body[name] = SHORT
     return case
 
 
@@ -216,10 +233,28 @@ def assert_in_the_envelope(response: Response) -> None:
         assert isinstance(error["message"], str), body
 
 
-def assert_no_server_error_and_errors_in_the_envelope(_: AnyCase, response: Response) -> None:
+def assert_in_openais_format(response: Response) -> None:
+    try:
+        body = response.json()
+    except ValueError:
+        raise AssertionError(f"{response.status_code}, not JSON: {response.text[:300]}") from None
+    assert isinstance(body, dict), body
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert isinstance(error, dict), body
+    assert set(error) == {"message", "type", "param", "code"}, body
+    assert isinstance(error["message"], str), body
+    assert isinstance(error["type"], str), body
+
+
+def assert_no_server_error_and_errors_in_the_envelope(case: AnyCase, response: Response) -> None:
+    """Errors in the envelope, or in OpenAI's format on OpenAI's paths."""
     assert response.status_code < 500, f"{response.status_code}: {response.text[:300]}"
     if response.status_code >= 400:
-        assert_in_the_envelope(response)
+        if is_openai(case):
+            assert_in_openais_format(response)
+        else:
+            assert_in_the_envelope(response)
 
 
 def test_fuzzed_requests_with_valid_tokens_never_fail_the_server(
@@ -267,11 +302,13 @@ def test_fuzzed_requests_with_an_invalid_token_are_refused_in_the_envelope(
     kind: str,
 ) -> None:
     """Every operation that needs a token answers a 4xx, never a 2xx; the admin API takes no
-    account token."""
+    account token. (Under `/v1` the token names its own account: another account's token is
+    a valid token there.)"""
 
     def refused(case: AnyCase, response: Response) -> None:
         assert_no_server_error_and_errors_in_the_envelope(case, response)
-        if needs_a_token(case):
+        valid_here = kind == "another account's" and case.operation.path.startswith("/v1/")
+        if needs_a_token(case) and not valid_here:
             assert response.status_code >= 400, f"{response.status_code}: {response.text[:300]}"
 
     outcome = fuzz(
