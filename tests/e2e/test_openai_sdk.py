@@ -55,6 +55,13 @@ def sdk_for(
     )
 
 
+@pytest.fixture
+def sdk(smollm2_gateway: GatewayProcess, account: tuple[str, str]) -> Iterator[openai.OpenAI]:
+    """The SDK at `/v1`, for what does not depend on the base URL."""
+    with sdk_for(smollm2_gateway, account) as client:
+        yield client
+
+
 def test_models_list_names_every_catalog_model_with_its_limits(client: openai.OpenAI) -> None:
     models = {model.id: model for model in client.models.list()}
     assert set(models) == {INT8, FP16}
@@ -94,9 +101,9 @@ def test_a_chat_completion_answers_with_the_fact_and_exact_usage(client: openai.
 
 
 def test_the_chat_answer_and_usage_equal_the_workers_ai_runs_for_the_same_messages(
-    smollm2_gateway: GatewayProcess, account: tuple[str, str], client: openai.OpenAI
+    smollm2_gateway: GatewayProcess, account: tuple[str, str], sdk: openai.OpenAI
 ) -> None:
-    completion = client.chat.completions.create(model=FP16, messages=FRANCE, **GREEDY)  # type: ignore[arg-type]
+    completion = sdk.chat.completions.create(model=FP16, messages=FRANCE, **GREEDY)  # type: ignore[arg-type]
     workers_ai = run(smollm2_gateway, account, {"messages": FRANCE, **GREEDY}, FP16).json()
     assert completion.choices[0].message.content == workers_ai["result"]["response"]
     assert completion.usage is not None
@@ -131,15 +138,15 @@ def test_streamed_chat_deltas_join_to_the_answer_and_end_with_the_usage(
     assert usage_chunk.usage == whole.usage
 
 
-def test_without_include_usage_no_chunk_carries_usage(client: openai.OpenAI) -> None:
-    chunks = stream_chat(client, messages=FRANCE, **GREEDY)
+def test_without_include_usage_no_chunk_carries_usage(sdk: openai.OpenAI) -> None:
+    chunks = stream_chat(sdk, messages=FRANCE, **GREEDY)
     assert all(chunk.choices for chunk in chunks)
     assert all(chunk.usage is None for chunk in chunks)
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
-def test_an_answer_cut_at_max_tokens_finishes_with_length(client: openai.OpenAI) -> None:
-    completion = client.chat.completions.create(
+def test_an_answer_cut_at_max_tokens_finishes_with_length(sdk: openai.OpenAI) -> None:
+    completion = sdk.chat.completions.create(
         model=INT8, messages=STORY, temperature=0, max_completion_tokens=5
     )
     assert completion.choices[0].finish_reason == "length"
@@ -168,17 +175,10 @@ def test_a_completion_continues_the_prompt_as_it_is(client: openai.OpenAI) -> No
     assert streamed[-1].usage == completion.usage
 
 
-def test_completions_default_to_16_tokens_as_openai_does(client: openai.OpenAI) -> None:
-    completion = client.completions.create(model=INT8, prompt="Once upon a time", seed=3)
+def test_completions_default_to_16_tokens_as_openai_does(sdk: openai.OpenAI) -> None:
+    completion = sdk.completions.create(model=INT8, prompt="Once upon a time", seed=3)
     assert completion.usage is not None
     assert completion.usage.completion_tokens <= 16
-
-
-@pytest.fixture
-def sdk(smollm2_gateway: GatewayProcess, account: tuple[str, str]) -> Iterator[openai.OpenAI]:
-    """The SDK at `/v1`, for what does not depend on the base URL."""
-    with sdk_for(smollm2_gateway, account) as client:
-        yield client
 
 
 def story_stop(client: openai.OpenAI) -> tuple[str, str]:
