@@ -15,6 +15,18 @@ from __future__ import annotations
 from gateway.errors import ApiError
 from gateway.inference.triton import BackendUnavailable
 
+RUN_ERRORS = {
+    400: "Bad input, a prompt over the context length, or max_tokens over the model's output",
+    401: "Missing, invalid, revoked or expired API token",
+    403: "The token belongs to another account",
+    404: "No such model",
+    413: "Request body too large",
+    429: "A rate limit, the concurrency limit or the monthly token quota is reached",
+    502: "The model backend failed the request",
+    503: "The model backend is unavailable, or usage cannot be recorded right now",
+}
+"""The statuses a run answers with, whichever API it came by (for the OpenAPI schema)."""
+
 BAD_INPUT = 5006
 CONTEXT_WINDOW_EXCEEDED = 5021
 INVALID_MODEL = 3042

@@ -12,7 +12,7 @@ from gateway.envelope import Envelope, error_responses, ok
 from gateway.inference import encoder
 from gateway.inference.api import Api
 from gateway.inference.chat_template import ChatMessage
-from gateway.inference.errors import invalid_input
+from gateway.inference.errors import RUN_ERRORS, invalid_input
 from gateway.inference.responses import event_stream, whole_answer
 from gateway.inference.run import RunService
 from gateway.inference.schemas import ModelInfo, TextGenerationRequest, TextGenerationResult
@@ -21,18 +21,7 @@ from gateway.inference.streaming import EventStream, StreamSettings
 from gateway.inference.triton import SamplingParams
 from gateway.tokens.auth import Caller
 
-ERROR_RESPONSES = error_responses(
-    {
-        400: "Bad input, prompt over the context length, or max_tokens over the model's output",
-        401: "Missing, invalid, revoked or expired API token",
-        403: "The token belongs to another account",
-        404: "No such model",
-        413: "Request body too large",
-        429: "A rate limit, the concurrency limit or the monthly token quota is reached",
-        502: "The model backend failed the request",
-        503: "The model backend is unavailable, or usage cannot be recorded right now",
-    }
-)
+ERROR_RESPONSES = error_responses(RUN_ERRORS)
 
 
 class InferenceController(Controller):

@@ -14,7 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from gateway.errors import exception_handlers
 from gateway.inference.api import Api
 from gateway.inference.catalog import CatalogEntry
-from gateway.inference.errors import unknown_model
+from gateway.inference.errors import RUN_ERRORS, unknown_model
 from gateway.inference.responses import event_stream, whole_answer
 from gateway.inference.run import Run, RunService
 from gateway.inference.service import InferenceService
@@ -25,16 +25,7 @@ from gateway.tokens.auth import Caller, provide_token_caller
 
 ERROR_RESPONSES = {
     status: ResponseSpec(data_container=schemas.ErrorBody, description=description)
-    for status, description in {
-        400: "Bad input, a parameter the backend cannot honour, or a prompt over the context",
-        401: "Missing, invalid, revoked or expired API token",
-        403: "The token belongs to another account",
-        404: "No such model",
-        413: "Request body too large",
-        429: "A rate limit, the concurrency limit or the monthly token quota is reached",
-        502: "The model backend failed the request",
-        503: "The model backend is unavailable, or usage cannot be recorded right now",
-    }.items()
+    for status, description in RUN_ERRORS.items()
 }
 STREAM_DESCRIPTION = (
     "With `stream: true`, Server-Sent Events of chunks, then `data: [DONE]`; an error after "
