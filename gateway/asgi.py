@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
+from litestar.types import ASGIApp
 
-from gateway.app import create_app
+from gateway.app import create_asgi_app
 
 
-def app() -> Litestar:
-    return create_app()
+def app() -> ASGIApp:
+    return create_asgi_app()

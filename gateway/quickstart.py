@@ -91,7 +91,8 @@ def _up(host: str | None, port: int | None) -> int:
             f"  curl -N {base_url}/client/v4/accounts/{account_id}/ai/run/{model} \\\n"
             f"    -H 'Authorization: Bearer {token.token}' -H 'Content-Type: application/json' \\\n"
             '    -d \'{"prompt": "What is the capital of France?", "temperature": 0, '
-            '"stream": true}\'\n',
+            '"stream": true}\'\n\n'
+            f"or open {base_url}/playground in a browser and paste the token.\n",
             flush=True,
         )
         gateway.run()

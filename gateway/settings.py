@@ -6,13 +6,21 @@ builds the whole object when the app or CLI starts, never at import.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/gateway.db"
+
+_ORIGIN = re.compile(r"https?://[a-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?")
+
+
+def allowed_origins(listed: str) -> list[str]:
+    """Origins as browsers send them (lower-case), from a comma-separated list."""
+    return [origin.strip().lower() for origin in listed.split(",") if origin.strip()]
 
 
 class _EnvGroup(BaseSettings):
@@ -62,6 +70,24 @@ class ServerSettings(_EnvGroup):
     and again in the kernel's socket buffer (which otherwise grows to megabytes)."""
     shutdown_grace_seconds: float = Field(30.0, ge=0, alias="GATEWAY_SHUTDOWN_GRACE_SECONDS")
     """On SIGTERM, open streams may finish for this long before they are cut."""
+    cors_allow_origins: str = Field("", alias="GATEWAY_CORS_ALLOW_ORIGINS")
+    """Comma-separated origins (`https://app.example.com`) whose pages may call the account
+    API, or `*` for any; empty: no cross-origin access. See `gateway/cors.py`."""
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _origins_only(cls, value: str) -> str:
+        for origin in allowed_origins(value):
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"GATEWAY_CORS_ALLOW_ORIGINS: {origin!r} is not an origin: "
+                    "scheme://host[:port], without a path or a trailing slash"
+                )
+        return value
+
+    @property
+    def cors_origins(self) -> frozenset[str]:
+        return frozenset(allowed_origins(self.cors_allow_origins))
 
 
 class SecuritySettings(_EnvGroup):

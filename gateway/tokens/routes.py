@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from litestar import Controller, delete, get, post
+from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.admin import ADMIN_ERROR_RESPONSES
 from gateway.db.base import as_utc
 from gateway.envelope import Envelope, error_responses, ok
-from gateway.tokens.auth import Caller, TokenVerifier
+from gateway.tokens.auth import Caller, TokenVerifier, provide_token_caller
 from gateway.tokens.schemas import TokenCreate, TokenCreated, TokenRead, TokenVerification
 from gateway.tokens.service import TokenService
 
@@ -42,6 +43,14 @@ class TokenAdminController(Controller):
         token_verifier.forget(token_id)
 
 
+async def _verification(caller: Caller, session: AsyncSession) -> TokenVerification:
+    token = await TokenService(session).find_by_id(caller.token_id)
+    expires_at = None if token.expires_at is None else as_utc(token.expires_at)
+    return TokenVerification(
+        id=caller.token_id, account_id=caller.account_id, status="active", expires_at=expires_at
+    )
+
+
 class TokenVerifyController(Controller):
     path = "/client/v4/accounts/{account_id:str}/tokens/verify"
     tags = ["Tokens"]  # noqa: RUF012
@@ -52,6 +61,21 @@ class TokenVerifyController(Controller):
         responses=error_responses({401: "Invalid token", 403: "Token of another account"}),
     )
     async def verify(self, caller: Caller, db_session: AsyncSession) -> Envelope[TokenVerification]:
-        token = await TokenService(db_session).find_by_id(caller.token_id)
-        expires_at = None if token.expires_at is None else as_utc(token.expires_at)
-        return ok(TokenVerification(id=caller.token_id, status="active", expires_at=expires_at))
+        return ok(await _verification(caller, db_session))
+
+
+class UserTokenVerifyController(Controller):
+    """Cloudflare's account-less check, which also tells a page holding only a token (the
+    playground) which account it belongs to."""
+
+    path = "/client/v4/user/tokens/verify"
+    tags = ["Tokens"]  # noqa: RUF012
+    dependencies = {"caller": Provide(provide_token_caller)}  # noqa: RUF012
+
+    @get(
+        "/",
+        summary="Verify the calling token and name its account",
+        responses=error_responses({401: "Invalid token"}),
+    )
+    async def verify(self, caller: Caller, db_session: AsyncSession) -> Envelope[TokenVerification]:
+        return ok(await _verification(caller, db_session))

@@ -45,5 +45,7 @@ class TokenCreated(msgspec.Struct, frozen=True):
 
 class TokenVerification(msgspec.Struct, frozen=True):
     id: str
+    account_id: str
+    """An extension of Cloudflare's answer: the account the token belongs to."""
     status: str
     expires_at: datetime | None

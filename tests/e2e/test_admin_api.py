@@ -96,6 +96,33 @@ def test_a_created_token_is_shown_once_and_works(gateway: GatewayProcess) -> Non
     assert verify(gateway, account_id, str(created["token"])).json()["result"]["status"] == "active"
 
 
+def test_the_account_less_verify_names_the_tokens_account(gateway: GatewayProcess) -> None:
+    account_id = gateway.create_account()
+    created = gateway.create_token(account_id)
+    with gateway.client() as client:
+        reply = client.get(
+            "/client/v4/user/tokens/verify", headers={"Authorization": f"Bearer {created['token']}"}
+        )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["result"] == {
+        "id": created["id"],
+        "account_id": account_id,
+        "status": "active",
+        "expires_at": None,
+    }
+
+
+def test_the_account_less_verify_refuses_an_unknown_token_in_the_envelope(
+    gateway: GatewayProcess,
+) -> None:
+    with gateway.client() as client:
+        reply = client.get(
+            "/client/v4/user/tokens/verify", headers={"Authorization": "Bearer gwk_unknown"}
+        )
+    assert reply.status_code == 401
+    assert reply.json()["errors"][0]["code"] == 10000
+
+
 def test_listed_tokens_carry_no_secret(gateway: GatewayProcess) -> None:
     account_id = gateway.create_account()
     secret = str(gateway.create_token(account_id)["token"])
@@ -203,6 +230,7 @@ def test_openapi_schema_describes_every_route(gateway: GatewayProcess) -> None:
         "/client/v4/accounts/{account_id}/ai/run/{model}",
         "/client/v4/accounts/{account_id}/ai/models/search",
         "/client/v4/accounts/{account_id}/tokens/verify",
+        "/client/v4/user/tokens/verify",
         "/admin/v1/accounts",
         "/admin/v1/accounts/{account_id}",
         "/admin/v1/accounts/{account_id}/tokens",

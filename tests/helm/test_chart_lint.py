@@ -48,6 +48,7 @@ def test_a_broken_template_fails_lint(lint: Lint, tmp_path: Path, broken: str) -
         {"redis": {"url": "http://not-redis"}},
         {"gateway": {"adminToken": "under-32-characters"}},
         {"postgresql": {"bundled": False}, "gateway": {"databaseUrl": "postgresql://db/gw"}},
+        {"gateway": {"corsAllowOrigins": ["https://app.example.com/"]}},
     ],
     ids=[
         "string-for-integer",
@@ -57,6 +58,7 @@ def test_a_broken_template_fails_lint(lint: Lint, tmp_path: Path, broken: str) -
         "bad-redis-url",
         "short-admin-token",
         "database-url-without-asyncpg",
+        "cors-origin-with-a-path",
     ],
 )
 def test_a_wrong_value_fails_lint_through_the_values_schema(

@@ -130,6 +130,19 @@ def test_the_gateway_pod_outlives_its_stream_drain(defaults: Manifests) -> None:
     assert pod(gateway)["terminationGracePeriodSeconds"] > drain
 
 
+def test_no_origin_may_call_the_gateway_from_a_browser_by_default(defaults: Manifests) -> None:
+    gateway = defaults.named("Deployment", "-gateway")
+    assert env(gateway, "GATEWAY_CORS_ALLOW_ORIGINS")["value"] == ""
+
+
+def test_the_allowed_origins_reach_the_gateway_as_one_comma_separated_list(
+    render: Render,
+) -> None:
+    origins = ["https://app.example.com", "http://localhost:3000"]
+    gateway = render({"gateway": {"corsAllowOrigins": origins}}).named("Deployment", "-gateway")
+    assert env(gateway, "GATEWAY_CORS_ALLOW_ORIGINS")["value"] == ",".join(origins)
+
+
 def test_the_gateway_listens_on_all_interfaces_and_is_probed_on_its_health_endpoints(
     defaults: Manifests,
 ) -> None:

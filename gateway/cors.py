@@ -1,0 +1,128 @@
+"""Cross-origin access: pages on the origins an operator allows may call the account API.
+
+Tokens travel in `Authorization`, never in cookies, so no response is credentialed and `*`
+is as safe as a list. Only the account API (`/client/v4/…`, `/v1/…`) answers other origins;
+the admin API refuses them outright, and everything else (metrics, health, the playground)
+sends no CORS headers. This wraps the whole app, not Litestar's route middleware, so that a
+404 or 405 of the account API also reaches the page that asked.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from litestar.enums import ScopeType
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    HTTPScope,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
+
+from gateway.envelope import ErrorDetail, ErrorEnvelope
+from gateway.errors import AUTHENTICATION
+
+ACCOUNT_API_PREFIXES = ("/client/v4/", "/v1/")
+ADMIN_API_PREFIX = "/admin/"
+EXPOSED_HEADERS = b", ".join(
+    [
+        b"x-request-id",
+        b"retry-after",
+        b"x-should-retry",
+        *(
+            b"x-ratelimit-%s-%s" % (field, budget)
+            for budget in (b"requests", b"tokens", b"monthly-tokens")
+            for field in (b"limit", b"remaining", b"reset")
+        ),
+    ]
+)
+"""What scripts may read: the run's usage record id and what a limit says about retrying."""
+PREFLIGHT_MAX_AGE_SECONDS = b"600"
+_ADMIN_REFUSAL = msgspec.json.encode(
+    ErrorEnvelope(
+        errors=[ErrorDetail(AUTHENTICATION, "The admin API does not answer cross-origin requests")]
+    )
+)
+
+
+def _header(scope: HTTPScope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _is_own_origin(origin: str, scope: HTTPScope) -> bool:
+    """Whether `Origin` names the host the request was sent to (the gateway's own pages)."""
+    host = _header(scope, b"host")
+    _, separator, authority = origin.partition("://")
+    return bool(separator) and host is not None and authority == host.lower()
+
+
+class CrossOriginPolicy:
+    def __init__(self, app: ASGIApp, allowed_origins: frozenset[str]) -> None:
+        self._app = app
+        self._allowed = allowed_origins
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        origin = _header(scope, b"origin") if scope["type"] == ScopeType.HTTP else None
+        if origin is None or scope["type"] != ScopeType.HTTP:
+            await self._app(scope, receive, send)
+            return
+        origin = origin.lower()
+        path: str = scope["path"]
+        if path.startswith(ADMIN_API_PREFIX) and not _is_own_origin(origin, scope):
+            await _respond(send, 403, [(b"content-type", b"application/json")], _ADMIN_REFUSAL)
+            return
+        if not path.startswith(ACCOUNT_API_PREFIXES) or not (
+            "*" in self._allowed or origin in self._allowed
+        ):
+            await self._app(scope, receive, send)
+            return
+        allow_origin = (
+            [(b"access-control-allow-origin", b"*")]
+            if "*" in self._allowed
+            else [(b"access-control-allow-origin", origin.encode()), (b"vary", b"Origin")]
+        )
+        if scope["method"] == "OPTIONS" and _header(scope, b"access-control-request-method"):
+            await _respond(send, 204, [*allow_origin, *self._preflight_headers(scope)], b"")
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    *allow_origin,
+                    (b"access-control-expose-headers", EXPOSED_HEADERS),
+                ]
+            await send(message)
+
+        await self._app(scope, receive, send_with_cors)
+
+    @staticmethod
+    def _preflight_headers(scope: HTTPScope) -> list[tuple[bytes, bytes]]:
+        """Any request header may be sent (the SDKs add their own, such as OpenAI's
+        `x-stainless-*`); `Authorization` must be named, so the requested ones are echoed."""
+        requested = _header(scope, b"access-control-request-headers") or ""
+        names = [name.strip() for name in requested.split(",") if name.strip().isascii()]
+        allowed = ", ".join(filter(None, names)) or "authorization, content-type"
+        return [
+            (b"access-control-allow-methods", b"GET, POST"),
+            (b"access-control-allow-headers", allowed.encode()),
+            (b"access-control-max-age", PREFLIGHT_MAX_AGE_SECONDS),
+        ]
+
+
+async def _respond(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    content_length = (b"content-length", str(len(body)).encode())
+    await send(
+        HTTPResponseStartEvent(
+            type="http.response.start", status=status, headers=[*headers, content_length]
+        )
+    )
+    await send(HTTPResponseBodyEvent(type="http.response.body", body=body, more_body=False))
