@@ -14,15 +14,17 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from build_engines.launcher import TritonServer
-from tests.gateway_fixtures import DatabaseFactory, GatewayProcess, start_gateway
+from tests.gateway_fixtures import DatabaseFactory, GatewayFactory, GatewayProcess
 
 CHROMIUM = Path(os.environ.get("TEST_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR", "test-artifacts")) / "browser"
 WEB_APP_PAGE = b"<!doctype html><html><head><title>A web app</title></head><body></body></html>"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module: while Playwright's sync API is open its event loop runs in this thread,
+    where the other suites' `asyncio.run()` (PostgreSQL set-up) cannot."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")
     with sync_playwright() as playwright:
@@ -82,15 +84,9 @@ def cors_gateway(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[GatewayProcess]:
     """A gateway on the paced random twins that lets the allowed web app call it."""
-    process = start_gateway(
-        {
-            "DATABASE_URL": database_factory("sqlite"),
-            "TRITON_GRPC_URL": triton.grpc_url,
-            "GATEWAY_MODEL_REPOSITORY": str(cpu_model_repository),
-            "GATEWAY_USAGE_FLUSH_INTERVAL_SECONDS": "0.2",
-            "GATEWAY_CORS_ALLOW_ORIGINS": web_apps.allowed,
-        },
-        tmp_path_factory.mktemp("cors-gateway") / "gateway.log",
+    start = GatewayFactory(
+        database_factory, triton, cpu_model_repository, tmp_path_factory.mktemp("cors-gateway")
     )
+    process = start(GATEWAY_CORS_ALLOW_ORIGINS=web_apps.allowed)
     yield process
     process.stop()
