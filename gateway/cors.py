@@ -63,6 +63,8 @@ def _is_own_origin(origin: str, scope: HTTPScope) -> bool:
 
 
 class CrossOriginPolicy:
+    """ASGI middleware around the whole app; `allowed_origins` as `Settings.cors_origins`."""
+
     def __init__(self, app: ASGIApp, allowed_origins: frozenset[str]) -> None:
         self._app = app
         self._allowed = allowed_origins

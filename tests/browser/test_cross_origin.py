@@ -77,12 +77,12 @@ def test_a_page_on_an_allowed_origin_streams_a_run_with_fetch(
     assert result["status"] == 200
     events = "".join(result["chunks"])
     assert events.count('data: {"response"') > 2
-    assert '"completion_tokens":200' in events
     assert events.endswith("data: [DONE]\n\n")
     assert len(result["chunks"]) > 1
     assert result["remainingRequests"] is not None
     [record] = wait_for_records(cors_gateway, 1, request_id=result["requestId"])
-    assert (record["status"], record["completion_tokens"]) == ("ok", 200)
+    assert record["status"] == "ok"
+    assert f'"completion_tokens":{record["completion_tokens"]},' in events
 
 
 def test_a_page_on_an_allowed_origin_reads_a_rate_limits_retry_after(
