@@ -70,8 +70,7 @@ class CrossOriginPolicy:
         self._allowed = allowed_origins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        origin = _header(scope, b"origin") if scope["type"] == ScopeType.HTTP else None
-        if origin is None or scope["type"] != ScopeType.HTTP:
+        if scope["type"] != ScopeType.HTTP or (origin := _header(scope, b"origin")) is None:
             await self._app(scope, receive, send)
             return
         origin = origin.lower()
@@ -109,8 +108,8 @@ class CrossOriginPolicy:
         """Any request header may be sent (the SDKs add their own, such as OpenAI's
         `x-stainless-*`); `Authorization` must be named, so the requested ones are echoed."""
         requested = _header(scope, b"access-control-request-headers") or ""
-        names = [name.strip() for name in requested.split(",") if name.strip().isascii()]
-        allowed = ", ".join(filter(None, names)) or "authorization, content-type"
+        names = [name.strip() for name in requested.split(",") if name.strip()]
+        allowed = ", ".join(names) or "authorization, content-type"
         return [
             (b"access-control-allow-methods", b"GET, POST"),
             (b"access-control-allow-headers", allowed.encode()),

@@ -134,10 +134,10 @@ function renderTranscript(pendingUserText) {
   $("transcript").hidden = turns.length === 0;
 }
 
-/** Server-Sent Events out of a byte stream: yields each event's `data` and `id`. */
-async function* serverSentEvents(body, signal) {
+/** Server-Sent Events out of a byte stream: yields each event's `data` and `id`. Aborting
+ * the fetch errors the stream, so Stop ends this loop with an AbortError. */
+async function* serverSentEvents(body) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  signal.addEventListener("abort", () => reader.cancel().catch(() => {}), { once: true });
   let buffer = "";
   for (;;) {
     const { value, done } = await reader.read();
@@ -210,7 +210,7 @@ async function send() {
 
 /** Reads the stream into the output; returns how the run ended. */
 async function readAnswer(run, body) {
-  for await (const event of serverSentEvents(body, run.controller.signal)) {
+  for await (const event of serverSentEvents(body)) {
     if (event.data === "[DONE]") return "finished";
     const payload = JSON.parse(event.data);
     if (payload.success === false) {
