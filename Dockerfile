@@ -1,5 +1,9 @@
-# The gateway image: `gateway serve` (and `gateway migrate`, and build_engines for the engine
-# build job, which runs it inside Triton's TensorRT-LLM image). Non-root, no compilers.
+# The gateway image: `gateway serve`, `gateway migrate` and the admin commands; it also carries
+# the engine builder and the contract package it shares with the gateway, which the chart's
+# engine build Job copies out and runs inside Triton's TensorRT-LLM image (so engines are built
+# by the same version of the contract that the gateway serves them with). The gateway never
+# imports the builder (lint-imports). The local runtime (`gateway up`) is for one machine and
+# is not in the image. Non-root, no compilers.
 # Build: docker build -t ghcr.io/example/llm-gateway:0.1.0 .
 FROM python:3.11.11-slim-bookworm
 
@@ -20,6 +24,7 @@ RUN pip install --no-deps --require-hashes -r uv.requirements \
 
 COPY alembic.ini ./
 COPY migrations ./migrations
+COPY llm_contract ./llm_contract
 COPY build_engines ./build_engines
 COPY gateway ./gateway
 COPY deploy ./deploy

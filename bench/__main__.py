@@ -91,7 +91,7 @@ class Workload:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, repository: Path) -> Workload:
-        model = stack.SPEC.triton_model("tensorrt_llm")
+        model = stack.SPEC.generation_model
         tokenizer = ModelTokenizer.from_directory(repository / model / "tokenizer")
         prompt_ids = tuple(tokenizer.encode_raw(PROMPT))
         return cls(model, prompt_ids, tokenizer.eos_id, args.processes, args.ramp)

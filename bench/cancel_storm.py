@@ -43,10 +43,10 @@ import numpy.typing as npt
 import tritonclient.grpc.aio as triton_grpc
 
 from bench import stack
-from build_engines.launcher import TritonRuntime, TritonServer
 from gateway.inference.triton import CHANNEL_OPTIONS, SamplingParams, TritonGenerator, build_inputs
+from local_runtime.triton_server import TritonRuntime, TritonServer
 
-MODEL = stack.SPEC.triton_model("tensorrt_llm")
+MODEL = stack.SPEC.generation_model
 END_ID = 2
 PROMPT = [1, 306, 263, 500, 17]
 KINDS = ("before_first_token", "after_first_token", "mid_generation", "at_the_end", "after_the_end")

@@ -26,9 +26,13 @@ import httpx
 
 from bench import stack
 from build_engines.cli import main as build_engines_main
-from build_engines.launcher import TritonLaunchError, TritonRuntime, TritonServer
-from build_engines.repository import TEXT_PATH_COMPONENTS, TOKENIZER_FOLDER
-from build_engines.spec import ENGINE_SPECS, PRECISIONS, EngineSpec
+from llm_contract.engines import ENGINE_SPECS, PRECISIONS, EngineSpec
+from llm_contract.model_repository import (
+    GENERATION_COMPONENT,
+    TEXT_PATH_COMPONENTS,
+    TOKENIZER_FOLDER,
+)
+from local_runtime.triton_server import TritonLaunchError, TritonRuntime, TritonServer
 
 WORK_DIR = Path("var") / "gpu-smoke"
 PROMPT = "What is the capital of France? Answer in one sentence."
@@ -89,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         triton = TritonServer.on_free_ports(
             args.output,
             runtime=runtime,
-            models=[spec.triton_model(c) for c in ("tensorrt_llm", *TEXT_PATH_COMPONENTS)],
+            models=[spec.triton_model(c) for c in (GENERATION_COMPONENT, *TEXT_PATH_COMPONENTS)],
             log_path=WORK_DIR / "tritonserver.log",
         )
         print(f"starting tritonserver on {args.output} (log {triton.log_path})", flush=True)
@@ -113,7 +117,7 @@ def catalog_name(spec: EngineSpec) -> str:
 
 def _write_catalog(spec: EngineSpec, repository: Path) -> Path:
     """The production catalog's entry for this engine, its tokenizer read from `repository`."""
-    generation_model = spec.triton_model("tensorrt_llm")
+    generation_model = spec.generation_model
     entry = {
         "name": catalog_name(spec),
         "triton_model": generation_model,

@@ -16,13 +16,17 @@ from pathlib import Path
 import httpx
 
 from build_engines.cli import main as build_engines_main
-from build_engines.launcher import TritonServer, free_port
-from build_engines.spec import ENGINE_SPECS
+from llm_contract.engines import ENGINE_SPECS
+from llm_contract.model_repository import GENERATION_COMPONENT
+from local_runtime.ports import free_port
+from local_runtime.triton_server import TritonServer
 
 WORK_DIR = Path("var") / "bench"
 SPEC = ENGINE_SPECS["int8"]
-TRITON_MODELS = [SPEC.triton_model(c) for c in ("tensorrt_llm", "preprocessing",
-                                                 "postprocessing", "ensemble")]  # fmt: skip
+TRITON_MODELS = [
+    SPEC.triton_model(c)
+    for c in (GENERATION_COMPONENT, "preprocessing", "postprocessing", "ensemble")
+]
 GATEWAY_MODEL = "@twin/random/llama-2-7b-chat-int8"
 
 
@@ -30,7 +34,7 @@ def model_repository(tokens_per_second: float, max_in_flight: int) -> Path:
     """The random CPU twins (the gateway's overhead is measured, not a model's speed), paced
     at `tokens_per_second` per stream (0: as fast as they can)."""
     output = WORK_DIR / f"repository-{tokens_per_second:g}tps-{max_in_flight}"
-    if not (output / SPEC.triton_model("tensorrt_llm")).is_dir():
+    if not (output / SPEC.generation_model).is_dir():
         arguments = ["--target", "cpu", "--twin-model", "random", "--precision", "all",
                      "--output", str(output),
                      "--decode-tokens-per-second", str(tokens_per_second),

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from build_engines.spec import ENGINE_SPECS, PRECISIONS
+from llm_contract.engines import ENGINE_SPECS, PRECISIONS
+from llm_contract.model_repository import TWIN_DESCRIPTION_FILE
 
 WORK_DIR = Path("var") / "bench"
 BATCHES = (1, 8, 32)
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     repository = args.repository or smollm2_repository()
     rows = []
     for precision in PRECISIONS:
-        model_dir = repository / ENGINE_SPECS[precision].triton_model("tensorrt_llm")
+        model_dir = repository / ENGINE_SPECS[precision].generation_model
         command = [sys.executable, "-m", "bench.twin", "--measure", str(model_dir), precision]
         completed = subprocess.run(
             [*command, "--steps", str(args.steps)], check=True, capture_output=True, text=True
@@ -65,7 +66,7 @@ def smollm2_repository() -> Path:
     from build_engines.cli import main as build_engines_main
 
     output = WORK_DIR / "repository-smollm2"
-    if not (output / ENGINE_SPECS["fp16"].triton_model("tensorrt_llm") / "twin.json").is_file():
+    if not (output / ENGINE_SPECS["fp16"].generation_model / TWIN_DESCRIPTION_FILE).is_file():
         arguments = ["--target", "cpu", "--precision", "all", "--output", str(output)]
         with contextlib.redirect_stdout(sys.stderr):
             assert build_engines_main(arguments) == 0

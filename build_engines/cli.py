@@ -15,7 +15,6 @@ from pathlib import Path
 
 from build_engines.repository import RepositoryPlan, write_repository
 from build_engines.smollm2 import WeightsUnavailable
-from build_engines.spec import ENGINE_SPECS, PRECISIONS, EngineSpec, Precision
 from build_engines.trtllm_engine import (
     EngineBuildPlan,
     EngineBuildUnavailable,
@@ -24,6 +23,7 @@ from build_engines.trtllm_engine import (
     checkpoint_tokenizer_files,
 )
 from build_engines.twin_models import TWIN_MODELS, load_twin_model
+from llm_contract.engines import ENGINE_SPECS, PRECISIONS, EngineSpec, Precision
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
-from build_engines.text_models.tokenizer import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE
+from llm_contract.model_repository import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE
 
 if TYPE_CHECKING:
     import gguf

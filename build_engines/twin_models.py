@@ -15,7 +15,8 @@ from typing import Literal
 
 from build_engines import smollm2
 from build_engines.cpu_twin.network import LlamaShape, LlamaWeights, random_weights
-from build_engines.tokenizer_asset import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE
+from build_engines.tokenizer_asset import TOKENIZER_CONFIG_PATH, TOKENIZER_PATH
+from llm_contract.model_repository import DEFAULT_TWIN
 
 TwinModelName = Literal["smollm2", "random"]
 TWIN_MODELS: tuple[TwinModelName, ...] = ("smollm2", "random")
@@ -58,8 +59,8 @@ def smollm2_twin(tokenizer_dir: Path) -> TwinModel:
     converted = smollm2.convert(reader)
     tokenizer_dir.mkdir(parents=True, exist_ok=True)
     return TwinModel(
-        name=smollm2.MODEL_NAME,
-        title=smollm2.MODEL_TITLE,
+        name=DEFAULT_TWIN.model,
+        title=DEFAULT_TWIN.title,
         shape=converted.shape,
         weights=converted.weights,
         tokenizer_files=write_tokenizer_files(reader, tokenizer_dir),
@@ -70,7 +71,7 @@ def random_twin(network: RandomNetwork = RandomNetwork()) -> TwinModel:
     from tokenizers import Tokenizer
 
     shape = LlamaShape(
-        vocab_size=Tokenizer.from_file(str(TOKENIZER_FILE)).get_vocab_size(),
+        vocab_size=Tokenizer.from_file(str(TOKENIZER_PATH)).get_vocab_size(),
         hidden_size=network.hidden_size,
         num_hidden_layers=network.num_hidden_layers,
         num_attention_heads=network.num_attention_heads,
@@ -84,5 +85,5 @@ def random_twin(network: RandomNetwork = RandomNetwork()) -> TwinModel:
         title="a tiny Llama-architecture network with random weights (says nothing)",
         shape=shape,
         weights=random_weights(shape, network.weight_seed),
-        tokenizer_files=(TOKENIZER_FILE, TOKENIZER_CONFIG_FILE),
+        tokenizer_files=(TOKENIZER_PATH, TOKENIZER_CONFIG_PATH),
     )

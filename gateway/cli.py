@@ -1,6 +1,7 @@
 """`gateway`: run the gateway and administer it from the command line.
 
 gateway up                       Triton on the CPU twins + the gateway, embedded defaults
+                                 (added by `local_runtime` when it is installed)
 gateway serve                    the gateway alone, against configured Triton and database
 gateway migrate [--downgrade R]  apply (or roll back) the database migrations
 gateway accounts create NAME | list
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 import msgspec
@@ -35,14 +38,16 @@ from gateway.usage.service import UsageService, period
 
 T = TypeVar("T")
 
+COMMAND_PLUGINS = "llm_gateway.commands"
+"""Entry point group of commands that packages above the gateway add: each entry is called
+with the subcommands' parser and adds one whose defaults set `run(args) -> exit code`."""
+
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="gateway", description=__doc__.split("\n")[0])
     commands = root.add_subparsers(dest="command", required=True)
 
-    up = commands.add_parser("up", help="start Triton (CPU twins) and the gateway")
-    up.add_argument("--host")
-    up.add_argument("--port", type=int)
+    _add_plugin_commands(commands)
     serve = commands.add_parser("serve", help="run the gateway against configured services")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
@@ -78,6 +83,13 @@ def parser() -> argparse.ArgumentParser:
     for sub in (create_account, list_accounts, create_token, list_tokens, revoke, usage):
         sub.add_argument("--json", action="store_true", help="machine-readable output")
     return root
+
+
+def _add_plugin_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    for entry in entry_points(group=COMMAND_PLUGINS):
+        if importlib.util.find_spec(entry.module.partition(".")[0]) is None:
+            continue  # its package is not in this install (the image has no local runtime)
+        entry.load()(commands)
 
 
 def run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -154,10 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             triton = get_settings().triton
             load_catalog(triton.catalog_file, triton.model_repository).check_tokenizers()
             return serve(host=args.host, port=args.port, workers=args.workers)
-        if args.command == "up":
-            from gateway.quickstart import up
-
-            return up(host=args.host, port=args.port)
+        if "run" in args:
+            return int(args.run(args))
         if args.command == "migrate":
             url = get_settings().database.url
             if args.downgrade:

@@ -10,7 +10,7 @@ import urllib.request
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from build_engines.launcher import TritonServer
+from local_runtime.triton_server import TritonServer
 from tests.e2e.sse import parse_events_with_ids
 from tests.gateway_fixtures import GatewayProcess
 

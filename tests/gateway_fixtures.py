@@ -19,7 +19,8 @@ import asyncpg
 import httpx
 import pytest
 
-from build_engines.launcher import TritonServer, free_port
+from local_runtime.ports import free_port
+from local_runtime.triton_server import TritonServer
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from build_engines.cli import main as build_engines_main
-from build_engines.launcher import TritonServer
-from build_engines.spec import ENGINE_SPECS
+from llm_contract.engines import ENGINE_SPECS
+from local_runtime.triton_server import TritonServer
 
 RANDOM_TWINS = ("--target", "cpu", "--twin-model", "random")
 """`build-engines` arguments for the random twins: a fast synthetic backend, whose gibberish
@@ -48,7 +48,7 @@ def smollm2_triton(
     server = TritonServer.on_free_ports(
         smollm2_model_repository,
         log_path=tmp_path_factory.mktemp("smollm2-triton-log") / "tritonserver.log",
-        models=[spec.triton_model("tensorrt_llm") for spec in ENGINE_SPECS.values()],
+        models=[spec.generation_model for spec in ENGINE_SPECS.values()],
     )
     with server:
         yield server
@@ -73,7 +73,7 @@ def own_triton(cpu_model_repository: Path, tmp_path: Path) -> Iterator[TritonSer
     server = TritonServer.on_free_ports(
         cpu_model_repository,
         log_path=tmp_path / "tritonserver.log",
-        models=[spec.triton_model("tensorrt_llm") for spec in ENGINE_SPECS.values()],
+        models=[spec.generation_model for spec in ENGINE_SPECS.values()],
     )
     with server:
         yield server

@@ -11,11 +11,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from . import trtllm_contract
-from .network import LlamaShape, Precision
+from llm_contract import trtllm_backend
+from llm_contract.engines import PRECISIONS, Precision
+
+from .network import LlamaShape
 
 DEFAULT_CANCELLATION_CHECK_PERIOD_MS = 100.0
-PRECISIONS: tuple[Precision, ...] = ("int8", "fp16")
 
 T = TypeVar("T")
 
@@ -44,9 +45,9 @@ def check_contract(model_config: Mapping[str, Any]) -> None:
     """Load only a config the real backend would load and serve as declared: its required
     parameters present, no input it would silently ignore, both outputs it always fills."""
     parameters = model_config.get("parameters", {})
-    for name in trtllm_contract.REQUIRED_PARAMETERS:
+    for name in trtllm_backend.REQUIRED_PARAMETERS:
         if name not in parameters:
-            raise ConfigError(trtllm_contract.missing_parameter_message(name))
+            raise ConfigError(trtllm_backend.missing_parameter_message(name))
     backend = parameters["guided_decoding_backend"]
     backend = backend.get("string_value", "") if isinstance(backend, Mapping) else ""
     if backend.strip():
@@ -55,13 +56,13 @@ def check_contract(model_config: Mapping[str, Any]) -> None:
             "leave the parameter empty"
         )
     for tensor in model_config.get("input", []):
-        if tensor.get("name") not in trtllm_contract.UPSTREAM_INPUT_NAMES:
+        if tensor.get("name") not in trtllm_backend.UPSTREAM_INPUT_NAMES:
             raise ConfigError(
-                f"input {tensor.get('name')!r} is not read by {trtllm_contract.UPSTREAM_VERSION}'s "
+                f"input {tensor.get('name')!r} is not read by {trtllm_backend.UPSTREAM_VERSION}'s "
                 "tensorrtllm backend: it would accept it and ignore it"
             )
     declared = {tensor.get("name") for tensor in model_config.get("output", [])}
-    for name in trtllm_contract.REQUIRED_OUTPUTS:
+    for name in trtllm_backend.REQUIRED_OUTPUTS:
         if name not in declared:
             raise ConfigError(f"output {name!r} is missing: the backend fills it in every response")
 

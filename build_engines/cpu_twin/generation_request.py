@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from . import trtllm_contract
+from llm_contract import trtllm_backend
+
 from .config import TwinConfig
 from .sampling import SamplingParams
 
@@ -89,7 +90,7 @@ def _contract_inputs(read: InputReader) -> InputReader:
     the real backend ignores (`random_seed`, which v0.19.0 read), so reading it is a bug."""
 
     def read_declared(name: str) -> npt.NDArray[np.generic] | None:
-        if name not in trtllm_contract.INPUT_NAMES:
+        if name not in trtllm_backend.INPUT_NAMES:
             raise LookupError(f"input {name!r} is not in the backend contract")
         return read(name)
 

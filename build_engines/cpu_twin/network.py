@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from .kv_cache import KVCache
 
-Precision = Literal["int8", "fp16"]
 FloatArray = npt.NDArray[np.float32]
 TokenArray = npt.NDArray[np.int64]
 

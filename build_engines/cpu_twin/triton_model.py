@@ -18,7 +18,8 @@ import numpy as np
 import numpy.typing as npt
 import triton_python_backend_utils as pb_utils
 
-from . import trtllm_contract
+from llm_contract import trtllm_backend
+
 from .config import TwinConfig, check_contract, parse_twin_config
 from .generation_request import RequestError, StopRequest, read_request
 from .network import LlamaNetwork
@@ -43,7 +44,7 @@ class TritonResponseChannel:
 
     @property
     def missing_output(self) -> str | None:
-        return trtllm_contract.first_missing_output(self._outputs)
+        return trtllm_backend.first_missing_output(self._outputs)
 
     def send_tokens(self, token_ids: Sequence[int], sequence_length: int, *, final: bool) -> None:
         output_ids = np.asarray(token_ids, dtype=np.int32).reshape(1, 1, -1)
@@ -179,7 +180,7 @@ class TritonPythonModel:
             return
         missing = channel.missing_output
         if missing is not None:
-            self._reject(channel, request_id, trtllm_contract.missing_output_message(missing))
+            self._reject(channel, request_id, trtllm_backend.missing_output_message(missing))
             return
         self._scheduler.submit(parsed, channel)
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from .network import DecoderLayer, FloatArray, LlamaShape, LlamaWeights, Precision
+from llm_contract.engines import Precision
+
+from .network import DecoderLayer, FloatArray, LlamaShape, LlamaWeights
 
 MATRICES = ("qkv", "output", "gate_up", "down")
 NORMS = ("attention_norm", "mlp_norm")

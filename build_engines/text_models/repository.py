@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from llm_contract.engines import EngineSpec
+
 from ..render import parameters_block
-from ..spec import EngineSpec
 
 PREPROCESSING_INSTANCES = 2
 POSTPROCESSING_INSTANCES = 4
@@ -63,7 +64,7 @@ def _postprocessing(
 def _ensemble(spec: EngineSpec, max_batch_size: int, tokenizer_dir: Path) -> dict[str, object]:
     return {
         "preprocessing_model": spec.triton_model("preprocessing"),
-        "generation_model": spec.triton_model("tensorrt_llm"),
+        "generation_model": spec.generation_model,
         "postprocessing_model": spec.triton_model("postprocessing"),
     }
 
@@ -71,7 +72,7 @@ def _ensemble(spec: EngineSpec, max_batch_size: int, tokenizer_dir: Path) -> dic
 def _bls(spec: EngineSpec, max_batch_size: int, tokenizer_dir: Path) -> dict[str, object]:
     parameters = {
         "tokenizer_dir": tokenizer_dir,
-        "generation_model": spec.triton_model("tensorrt_llm"),
+        "generation_model": spec.generation_model,
         "add_special_tokens": True,
         "skip_special_tokens": True,
         "max_input_len": spec.limits.max_input_len,

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
+from llm_contract.model_repository import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE
+
 from .settings import SettingsError
 
-TOKENIZER_FILE = "tokenizer.json"
-TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 LLAMA_EOS = "</s>"
 
 

@@ -12,10 +12,14 @@ from pathlib import Path
 
 import msgspec
 
-from build_engines.repository import TOKENIZER_FOLDER, TWIN_DESCRIPTION_FILE
-from build_engines.smollm2 import MODEL_NAME, MODEL_TITLE
-from build_engines.spec import ENGINE_SPECS
-from build_engines.text_models.tokenizer import TOKENIZER_FILE
+from llm_contract.engines import ENGINE_SPECS
+from llm_contract.model_repository import (
+    DEFAULT_TWIN,
+    TOKENIZER_FILE,
+    TOKENIZER_FOLDER,
+    TWIN_DESCRIPTION_FILE,
+    TwinDescription,
+)
 
 TEXT_GENERATION = "Text Generation"
 
@@ -93,13 +97,13 @@ def twin_catalog(model_repository: Path) -> ModelCatalog:
     `@twin/smollm2-135m-instruct/llama-2-7b-chat-int8`."""
     entries = []
     for spec in ENGINE_SPECS.values():
-        model_dir = model_repository / spec.triton_model("tensorrt_llm")
+        model_dir = model_repository / spec.generation_model
         twin = _twin_description(model_dir / TWIN_DESCRIPTION_FILE)
         engine = f"llama-2-7b-chat-{spec.precision}"
         entries.append(
             CatalogEntry(
                 name=f"@twin/{twin.model}/{engine}",
-                triton_model=spec.triton_model("tensorrt_llm"),
+                triton_model=spec.generation_model,
                 tokenizer_dir=str(model_dir / TOKENIZER_FOLDER),
                 max_input_tokens=spec.limits.max_input_len,
                 max_output_tokens=spec.limits.max_output_len,
@@ -109,16 +113,6 @@ def twin_catalog(model_repository: Path) -> ModelCatalog:
             )
         )
     return ModelCatalog(entries, twin_repository=model_repository)
-
-
-class TwinDescription(msgspec.Struct, frozen=True):
-    """`twin.json`, written by `build-engines --target cpu` beside each twin."""
-
-    model: str
-    title: str
-
-
-DEFAULT_TWIN = TwinDescription(model=MODEL_NAME, title=MODEL_TITLE)
 
 
 def _twin_description(path: Path) -> TwinDescription:

@@ -17,8 +17,6 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
-from build_engines.text_models.detokenize import StreamingDecoder, held_token_ids
-from build_engines.text_models.tokenizer import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE
 from gateway.inference.chat_template import (
     ChatMessage,
     ChatTemplate,
@@ -26,6 +24,8 @@ from gateway.inference.chat_template import (
     SpecialTokens,
 )
 from gateway.inference.token_bound import longest_token_chars
+from llm_contract.model_repository import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE
+from llm_contract.streaming_decoder import StreamingDecoder, held_token_ids
 
 __all__ = ["ChatMessage", "ChatTemplateError", "ModelTokenizer", "Prompt", "TokenizerConfig"]
 

@@ -22,7 +22,7 @@ import numpy as np
 import tritonclient.grpc.aio as triton_grpc
 from tritonclient.utils import InferenceServerException
 
-from build_engines.cpu_twin import trtllm_contract
+from llm_contract import trtllm_backend
 
 logger = logging.getLogger("gateway.inference")
 
@@ -66,7 +66,7 @@ class SamplingParams:
 
 
 OPTIONAL_SAMPLING = tuple(option for option in fields(SamplingParams) if option.metadata)
-_TENSOR_TYPES = {spec.name: spec.data_type for spec in trtllm_contract.INPUTS}
+_TENSOR_TYPES = {spec.name: spec.data_type for spec in trtllm_backend.INPUTS}
 _NUMPY_TYPES: dict[str, type[np.generic]] = {
     "TYPE_FP32": np.float32,
     "TYPE_INT32": np.int32,
@@ -119,7 +119,7 @@ def build_inputs(
     return inputs
 
 
-GENERATION_OUTPUTS = trtllm_contract.REQUIRED_OUTPUTS
+GENERATION_OUTPUTS = trtllm_backend.REQUIRED_OUTPUTS
 """TensorRT-LLM's backend fails every response of a request that does not ask for both."""
 
 CHANNEL_OPTIONS = [

@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 
 from build_engines.cli import main as build_engines_main
-from build_engines.launcher import TritonServer
-from build_engines.spec import ENGINE_SPECS
+from llm_contract.engines import ENGINE_SPECS
+from local_runtime.triton_server import TritonServer
 
 STUB_DEATH_MARKERS = ("double free", "corruption", "Stub process", "Non-graceful termination")
 PROMPT = "Tell me a story about the sea"
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     server = TritonServer.on_free_ports(
         repository,
         log_path=args.log,
-        models=[spec.triton_model("tensorrt_llm"), spec.triton_model("bls")],
+        models=[spec.generation_model, spec.triton_model("bls")],
     )
     with server:
         failed = soak(server, spec.triton_model("bls"), args)

@@ -17,8 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from build_engines.launcher import TritonServer
-from build_engines.spec import ENGINE_SPECS
+from llm_contract.engines import ENGINE_SPECS
+from llm_contract.model_repository import GENERATION_COMPONENT, TEXT_PATH_COMPONENTS
+from local_runtime.triton_server import TritonServer
 from tests.backend.bls_soak import python_stubs, run_round, stub_death_lines, stub_is_alive
 
 pytestmark = pytest.mark.triton
@@ -26,8 +27,7 @@ SPEC = ENGINE_SPECS["int8"]
 BLS = SPEC.triton_model("bls")
 ENSEMBLE = SPEC.triton_model("ensemble")
 TEXT_PATH = [
-    SPEC.triton_model(component)
-    for component in ("tensorrt_llm", "preprocessing", "postprocessing", "ensemble", "bls")
+    SPEC.triton_model(component) for component in (GENERATION_COMPONENT, *TEXT_PATH_COMPONENTS)
 ]
 ROUNDS = 3
 CONCURRENCY = 64
@@ -55,7 +55,7 @@ def dead_bls_stub(
 ) -> Iterator[TritonServer]:
     """A Triton whose BLS stub was killed with SIGKILL, as a crash would end it. Stopped
     after 5 s: with a dead stub Triton waits out its exit timeout unloading the model."""
-    models = [SPEC.triton_model("tensorrt_llm"), BLS]
+    models = [SPEC.generation_model, BLS]
     server = own_triton(cpu_model_repository, tmp_path_factory.mktemp("dead-stub"), models)
     server.start()
     try:

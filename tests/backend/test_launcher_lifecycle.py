@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from build_engines.launcher import (
+from local_runtime.ports import free_port, port_is_free
+from local_runtime.triton_server import (
     RestartBackoff,
     TritonGaveUp,
     TritonLaunchError,
     TritonServer,
-    free_port,
-    port_is_free,
 )
 
 

@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from build_engines.launcher import TritonServer
-from build_engines.spec import ENGINE_SPECS
+from llm_contract.engines import ENGINE_SPECS
+from local_runtime.triton_server import TritonServer
 
 pytestmark = pytest.mark.triton
 SPEC = ENGINE_SPECS["int8"]

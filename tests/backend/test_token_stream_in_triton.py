@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from build_engines.launcher import TritonServer
-from build_engines.spec import ENGINE_SPECS
 from gateway.inference.triton import BackendError, SamplingParams, TokenStream, TritonGenerator
+from llm_contract.engines import ENGINE_SPECS
+from local_runtime.triton_server import TritonServer
 from tests.accounting import twin_metric
 
 pytestmark = pytest.mark.triton
-MODEL = ENGINE_SPECS["int8"].triton_model("tensorrt_llm")
+MODEL = ENGINE_SPECS["int8"].generation_model
 PROMPT = [1, 450, 496, 173, 170, 299, 432, 172]
 END_ID = 2
 LONG = SamplingParams(max_tokens=1500, seed=4)

@@ -12,8 +12,8 @@ import pytest
 import tritonclient.grpc.aio as triton_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from build_engines.launcher import TritonServer
-from build_engines.spec import ENGINE_SPECS
+from llm_contract.engines import ENGINE_SPECS
+from local_runtime.triton_server import TritonServer
 from tests.backend.twin_client import (
     StreamOutcome,
     generation_inputs,
@@ -22,8 +22,8 @@ from tests.backend.twin_client import (
 )
 
 pytestmark = pytest.mark.triton
-INT8 = ENGINE_SPECS["int8"].triton_model("tensorrt_llm")
-FP16 = ENGINE_SPECS["fp16"].triton_model("tensorrt_llm")
+INT8 = ENGINE_SPECS["int8"].generation_model
+FP16 = ENGINE_SPECS["fp16"].generation_model
 PROMPT = [1, 450, 496, 173, 170, 299, 432, 172]
 
 

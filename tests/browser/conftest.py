@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from build_engines.launcher import TritonServer
+from local_runtime.triton_server import TritonServer
 from tests.gateway_fixtures import DatabaseFactory, GatewayFactory, GatewayProcess
 
 CHROMIUM = Path(os.environ.get("TEST_CHROMIUM", "/usr/bin/chromium"))

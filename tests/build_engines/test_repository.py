@@ -13,11 +13,11 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from build_engines.cli import main as build_engines_main
-from build_engines.repository import TEXT_PATH_COMPONENTS
-from build_engines.spec import ENGINE_SPECS, PRECISIONS
+from llm_contract.engines import ENGINE_SPECS, PRECISIONS
+from llm_contract.model_repository import GENERATION_COMPONENT, TEXT_PATH_COMPONENTS
 from tests.triton_fixtures import RANDOM_TWINS
 
-COMPONENTS = ("tensorrt_llm", *TEXT_PATH_COMPONENTS)
+COMPONENTS = (GENERATION_COMPONENT, *TEXT_PATH_COMPONENTS)
 
 
 def parse_config(model_dir: Path) -> model_config_pb2.ModelConfig:
@@ -39,7 +39,7 @@ def cpu_repository(smollm2_model_repository: Path) -> Path:
 def trtllm_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The trtllm layout without compiled engines (they need a GPU)."""
     from build_engines.repository import RepositoryPlan, write_repository
-    from build_engines.tokenizer_asset import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE
+    from build_engines.tokenizer_asset import TOKENIZER_CONFIG_PATH, TOKENIZER_PATH
 
     output = tmp_path_factory.mktemp("trtllm") / "model_repository"
     for spec in ENGINE_SPECS.values():
@@ -48,7 +48,7 @@ def trtllm_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 target="trtllm",
                 spec=spec,
                 output=output,
-                tokenizer_files=(TOKENIZER_FILE, TOKENIZER_CONFIG_FILE),
+                tokenizer_files=(TOKENIZER_PATH, TOKENIZER_CONFIG_PATH),
                 max_batch_size=64,
                 serve_root=Path("/models"),
             )
@@ -76,7 +76,7 @@ def test_cpu_generation_model_is_a_decoupled_python_twin_sized_from_the_limits(
     cpu_repository: Path, precision: str
 ) -> None:
     spec = ENGINE_SPECS[precision]  # type: ignore[index]
-    config = parse_config(cpu_repository / spec.triton_model("tensorrt_llm"))
+    config = parse_config(cpu_repository / spec.generation_model)
     assert config.backend == "python"
     assert config.model_transaction_policy.decoupled
     assert parameters(config)["max_input_len"] == str(spec.limits.max_input_len)
@@ -89,7 +89,7 @@ def test_trtllm_generation_model_uses_the_tensorrtllm_backend_with_inflight_batc
     trtllm_repository: Path, precision: str
 ) -> None:
     spec = ENGINE_SPECS[precision]  # type: ignore[index]
-    config = parse_config(trtllm_repository / spec.triton_model("tensorrt_llm"))
+    config = parse_config(trtllm_repository / spec.generation_model)
     assert config.backend == "tensorrtllm"
     assert config.model_transaction_policy.decoupled
     assert parameters(config)["gpt_model_type"] == "inflight_fused_batching"
@@ -100,7 +100,7 @@ def test_trtllm_generation_model_uses_the_tensorrtllm_backend_with_inflight_batc
 def test_both_targets_expose_the_same_generation_tensors(
     cpu_repository: Path, trtllm_repository: Path
 ) -> None:
-    name = ENGINE_SPECS["int8"].triton_model("tensorrt_llm")
+    name = ENGINE_SPECS["int8"].generation_model
     cpu, gpu = parse_config(cpu_repository / name), parse_config(trtllm_repository / name)
     assert [(t.name, t.data_type, list(t.dims)) for t in cpu.input] == [
         (t.name, t.data_type, list(t.dims)) for t in gpu.input
@@ -135,7 +135,7 @@ def test_ensemble_steps_name_existing_models_and_tensors_of_matching_type(
 
 
 def test_generation_model_ships_the_tokenizer(cpu_repository: Path) -> None:
-    tokenizer = cpu_repository / ENGINE_SPECS["fp16"].triton_model("tensorrt_llm") / "tokenizer"
+    tokenizer = cpu_repository / ENGINE_SPECS["fp16"].generation_model / "tokenizer"
     assert (tokenizer / "tokenizer.json").is_file()
 
 
@@ -154,7 +154,7 @@ def test_generated_entry_point_puts_pythonpath_first_for_the_isolated_stub(
     cpu_repository: Path, tmp_path: Path
 ) -> None:
     """Triton's stub interpreter ignores PYTHONPATH; `model.py` must honour it itself."""
-    model_py = cpu_repository / ENGINE_SPECS["int8"].triton_model("tensorrt_llm") / "1" / "model.py"
+    model_py = cpu_repository / ENGINE_SPECS["int8"].generation_model / "1" / "model.py"
     bootstrap = model_py.read_text().split("from cpu_twin")[0]
     site_packages = tmp_path / "site-packages"
     site_packages.mkdir()

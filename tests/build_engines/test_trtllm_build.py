@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from build_engines.spec import ENGINE_SPECS
+from llm_contract.engines import ENGINE_SPECS
+from llm_contract.model_repository import GENERATION_COMPONENT, TEXT_PATH_COMPONENTS
 from tests.build_engines.stand_in_build import (
     STAND_INS,
     run_stand_in_build,
@@ -41,7 +42,7 @@ def build(
 
 
 def engine_dir(repository: Path, precision: str) -> Path:
-    return repository / ENGINE_SPECS[precision].triton_model("tensorrt_llm") / "1"  # type: ignore[index]
+    return repository / ENGINE_SPECS[precision].generation_model / "1"  # type: ignore[index]
 
 
 def test_both_precisions_build_into_a_complete_repository_from_an_empty_work_dir(
@@ -53,7 +54,7 @@ def test_both_precisions_build_into_a_complete_repository_from_an_empty_work_dir
         assert (engine_dir(repository, precision) / "rank0.engine").is_file()
         checkpoint_dir = tmp_path / "work" / "not-yet-created" / f"{precision}-checkpoint"
         assert (checkpoint_dir / "rank0.safetensors").is_file()
-        for component in ("tensorrt_llm", "preprocessing", "postprocessing", "ensemble", "bls"):
+        for component in (GENERATION_COMPONENT, *TEXT_PATH_COMPONENTS):
             model = ENGINE_SPECS[precision].triton_model(component)  # type: ignore[index]
             assert (repository / model / "config.pbtxt").is_file()
 

@@ -1,4 +1,4 @@
-"""Conformance with the tensorrtllm backend's contract (`cpu_twin/trtllm_contract.py`, read
+"""Conformance with the tensorrtllm backend's contract (`cpu_twin/trtllm_backend.py`, read
 from TensorRT-LLM 1.2.1's source): the `trtllm` repository, rendered here by a full
 `build-engines --target trtllm` against the stand-ins, and the CPU twins' repository declare
 what the real backend reads and requires; the gateway sends and asks for what it needs (the
@@ -12,10 +12,10 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from build_engines.cpu_twin import trtllm_contract
-from build_engines.cpu_twin.trtllm_contract import TensorSpec
-from build_engines.spec import ENGINE_SPECS, PRECISIONS
 from gateway.inference import triton
+from llm_contract import trtllm_backend
+from llm_contract.engines import ENGINE_SPECS, PRECISIONS
+from llm_contract.trtllm_backend import TensorSpec
 from tests.build_engines.stand_in_build import run_stand_in_build, write_hf_checkpoint
 
 ModelConfig = model_config_pb2.ModelConfig
@@ -43,7 +43,7 @@ def repository(request: pytest.FixtureRequest) -> Path:
 
 
 def generation_config(repository: Path, precision: str) -> ModelConfig:
-    model_dir = repository / ENGINE_SPECS[precision].triton_model("tensorrt_llm")  # type: ignore[index]
+    model_dir = repository / ENGINE_SPECS[precision].generation_model  # type: ignore[index]
     return text_format.Parse((model_dir / "config.pbtxt").read_text(), ModelConfig())
 
 
@@ -67,17 +67,17 @@ def test_every_declared_input_is_one_the_backend_reads_with_its_type_and_shape(
     repository: Path, precision: str
 ) -> None:
     inputs = [declared(tensor) for tensor in generation_config(repository, precision).input]
-    assert {spec.name for spec in inputs} <= trtllm_contract.UPSTREAM_INPUT_NAMES
-    assert inputs == list(trtllm_contract.INPUTS)
+    assert {spec.name for spec in inputs} <= trtllm_backend.UPSTREAM_INPUT_NAMES
+    assert inputs == list(trtllm_backend.INPUTS)
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_both_required_outputs_are_declared(repository: Path, precision: str) -> None:
     outputs = generation_config(repository, precision).output
     assert [(t.name, TYPE_NAMES(t.data_type), tuple(t.dims)) for t in outputs] == [
-        (spec.name, spec.data_type, spec.dims) for spec in trtllm_contract.OUTPUTS
+        (spec.name, spec.data_type, spec.dims) for spec in trtllm_backend.OUTPUTS
     ]
-    assert {t.name for t in outputs} >= set(trtllm_contract.REQUIRED_OUTPUTS)
+    assert {t.name for t in outputs} >= set(trtllm_backend.REQUIRED_OUTPUTS)
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
@@ -85,7 +85,7 @@ def test_the_parameters_the_backend_cannot_load_without_are_there(
     repository: Path, precision: str
 ) -> None:
     values = parameters(generation_config(repository, precision))
-    assert set(trtllm_contract.REQUIRED_PARAMETERS) <= values.keys()
+    assert set(trtllm_backend.REQUIRED_PARAMETERS) <= values.keys()
     assert values["guided_decoding_backend"] == ""
     assert values["xgrammar_tokenizer_info_path"] == ""
     assert values["tokenizer_dir"].endswith("_tensorrt_llm/tokenizer")
@@ -117,15 +117,15 @@ def test_the_ensemble_feeds_the_generation_model_contract_inputs_and_takes_both_
     )
     (step,) = [
         s for s in ensemble.ensemble_scheduling.step
-        if s.model_name == spec.triton_model("tensorrt_llm")
+        if s.model_name == spec.generation_model
     ]  # fmt: skip
-    assert set(step.input_map) <= trtllm_contract.INPUT_NAMES
+    assert set(step.input_map) <= trtllm_backend.INPUT_NAMES
     assert {"seed", "min_tokens"} <= set(step.input_map)
-    assert set(step.output_map) >= set(trtllm_contract.REQUIRED_OUTPUTS)
+    assert set(step.output_map) >= set(trtllm_backend.REQUIRED_OUTPUTS)
 
 
 def test_the_gateway_asks_for_both_outputs() -> None:
-    assert set(triton.GENERATION_OUTPUTS) >= set(trtllm_contract.REQUIRED_OUTPUTS)
+    assert set(triton.GENERATION_OUTPUTS) >= set(trtllm_backend.REQUIRED_OUTPUTS)
 
 
 def test_the_gateway_sends_only_inputs_the_backend_reads() -> None:
@@ -135,8 +135,8 @@ def test_the_gateway_sends_only_inputs_the_backend_reads() -> None:
     )  # fmt: skip
     sent = triton.build_inputs([1, 2, 3], params, end_id=2, stop_ids=[5])
     names = {tensor.name() for tensor in sent}
-    assert names <= trtllm_contract.INPUT_NAMES
+    assert names <= trtllm_backend.INPUT_NAMES
     assert "seed" in names
-    declared_types = {spec.name: spec.data_type for spec in trtllm_contract.INPUTS}
+    declared_types = {spec.name: spec.data_type for spec in trtllm_backend.INPUTS}
     for tensor in sent:
         assert f"TYPE_{tensor.datatype()}" == declared_types[tensor.name()], tensor.name()

@@ -8,7 +8,7 @@ import shlex
 import pytest
 
 from build_engines.cli import main as build_engines_main
-from build_engines.spec import ENGINE_SPECS
+from llm_contract.engines import ENGINE_SPECS
 
 
 def flag_values(plan_text: str) -> dict[str, str]:

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from build_engines.cpu_twin import trtllm_contract
 from build_engines.cpu_twin.config import TwinConfig
 from build_engines.cpu_twin.network import LlamaNetwork, random_weights
 from build_engines.cpu_twin.scheduler import Scheduler, SchedulingPolicy
 from build_engines.cpu_twin.weights import save_weights
+from llm_contract import trtllm_backend
 from tests.cpu_twin.doubles import SMALL_CONFIG, SMALL_SHAPE, RecordingEvents, small_network
 from tests.python_backend_doubles import FakeLogger, FakeMetricFamily, python_backend_utils
 
@@ -86,13 +86,13 @@ def model_args(
     network = fields.pop("network")
     fields.update(dataclasses.asdict(network))
     parameters = {key: {"string_value": str(value)} for key, value in fields.items()}
-    parameters |= {key: {"string_value": ""} for key in trtllm_contract.REQUIRED_PARAMETERS}
+    parameters |= {key: {"string_value": ""} for key in trtllm_backend.REQUIRED_PARAMETERS}
     model_config = {
         "name": name,
         "input": [{"name": spec.name, "data_type": spec.data_type}
-                  for spec in trtllm_contract.INPUTS],
+                  for spec in trtllm_backend.INPUTS],
         "output": [{"name": spec.name, "data_type": spec.data_type}
-                   for spec in trtllm_contract.OUTPUTS],
+                   for spec in trtllm_backend.OUTPUTS],
         "parameters": parameters,
     }  # fmt: skip
     return {

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from build_engines.cpu_twin.config import TwinConfig
-from build_engines.cpu_twin.network import LlamaNetwork, LlamaShape, Precision, random_weights
+from build_engines.cpu_twin.network import LlamaNetwork, LlamaShape, random_weights
 from build_engines.cpu_twin.scheduler import Outcome
 from build_engines.cpu_twin.weights import as_stored
+from llm_contract.engines import Precision
 from tests.python_backend_doubles import WAIT_SECONDS, FakeRequest
 
 SMALL_SHAPE = LlamaShape(

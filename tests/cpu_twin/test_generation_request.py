@@ -8,13 +8,13 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from build_engines.cpu_twin import trtllm_contract
 from build_engines.cpu_twin.generation_request import (
     GenerationRequest,
     RequestError,
     StopRequest,
     read_request,
 )
+from llm_contract import trtllm_backend
 from tests.cpu_twin.doubles import PROMPT, SMALL_CONFIG, stop_words_list, triton_request
 from tests.python_backend_doubles import FakeRequest, FakeTensor
 
@@ -114,4 +114,4 @@ def test_the_twin_reads_upstreams_input_names_and_no_others() -> None:
     parsed = read_request(tensor, "", SMALL_CONFIG)
     assert isinstance(parsed, GenerationRequest)
     assert (parsed.sampling.seed, parsed.min_tokens) == (7, 2)
-    assert {"seed", "min_tokens"} <= set(asked) <= trtllm_contract.INPUT_NAMES
+    assert {"seed", "min_tokens"} <= set(asked) <= trtllm_backend.INPUT_NAMES

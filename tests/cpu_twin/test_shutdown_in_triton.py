@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from build_engines.cli import main as build_engines_main
-from build_engines.launcher import TritonServer
+from local_runtime.triton_server import TritonServer
 from tests.triton_fixtures import RANDOM_TWINS
 
 CORE_PATTERN = Path("/proc/sys/kernel/core_pattern")

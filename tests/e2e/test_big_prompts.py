@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from build_engines.launcher import TritonServer
 from build_engines.tokenizer_asset import ASSET_DIR, CORPUS_FILE
 from gateway.inference.tokenization import ChatMessage, ModelTokenizer
+from local_runtime.triton_server import TritonServer
 from tests.accounting import FP16, INT8, bearer, new_account, run, run_url
 from tests.gateway_fixtures import GatewayProcess, start_gateway
 

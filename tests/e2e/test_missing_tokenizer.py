@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from build_engines.launcher import free_port
-from build_engines.spec import ENGINE_SPECS
 from build_engines.tokenizer_asset import ASSET_DIR
+from llm_contract.engines import ENGINE_SPECS
+from local_runtime.ports import free_port
 
 FP16_TWIN = "@twin/smollm2-135m-instruct/llama-2-7b-chat-fp16"
 
@@ -25,8 +25,8 @@ def repository_without_the_fp16_tokenizer(tmp_path: Path) -> Path:
     the fp16 one deleted (as a partial copy or a failed build leaves it)."""
     repository = tmp_path / "model_repository"
     for spec in ENGINE_SPECS.values():
-        shutil.copytree(ASSET_DIR, repository / spec.triton_model("tensorrt_llm") / "tokenizer")
-    shutil.rmtree(repository / ENGINE_SPECS["fp16"].triton_model("tensorrt_llm") / "tokenizer")
+        shutil.copytree(ASSET_DIR, repository / spec.generation_model / "tokenizer")
+    shutil.rmtree(repository / ENGINE_SPECS["fp16"].generation_model / "tokenizer")
     return repository
 
 
@@ -73,7 +73,7 @@ def test_a_missing_twin_tokenizer_stops_the_gateway_naming_it_and_the_cpu_build(
     assert_names_the_missing_tokenizer(
         result,
         FP16_TWIN,
-        repository / ENGINE_SPECS["fp16"].triton_model("tensorrt_llm") / "tokenizer",
+        repository / ENGINE_SPECS["fp16"].generation_model / "tokenizer",
         f"build-engines --target cpu --precision all --output {repository}",
     )
 

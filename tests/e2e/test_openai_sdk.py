@@ -9,8 +9,8 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
-from build_engines.launcher import TritonServer
-from build_engines.spec import ENGINE_SPECS
+from llm_contract.engines import ENGINE_SPECS
+from local_runtime.triton_server import TritonServer
 from tests.accounting import new_account, run, twin_metric, wait_for_records
 from tests.gateway_fixtures import GatewayProcess
 
@@ -215,7 +215,7 @@ def test_a_stop_string_stops_the_backend_and_bills_what_was_generated_until_it(
     sdk: openai.OpenAI,
 ) -> None:
     _, stop = story_stop(sdk)
-    model = ENGINE_SPECS["fp16"].triton_model("tensorrt_llm")
+    model = ENGINE_SPECS["fp16"].generation_model
     before = twin_metric(smollm2_triton, "cpu_twin_generated_tokens_total", model=model)
     cut = sdk.chat.completions.create(
         model=FP16, messages=STORY, temperature=0, max_tokens=400, stop=stop

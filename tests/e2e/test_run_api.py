@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from build_engines.launcher import TritonServer
-from build_engines.spec import ENGINE_SPECS
 from gateway.inference.tokenization import ChatMessage, ModelTokenizer
+from llm_contract.engines import ENGINE_SPECS
+from local_runtime.triton_server import TritonServer
 from tests.accounting import (
     FP16,
     INT8,
@@ -30,9 +30,7 @@ pytestmark = pytest.mark.triton
 
 @pytest.fixture(scope="module")
 def tokenizer(cpu_model_repository: Path) -> ModelTokenizer:
-    directory = (
-        cpu_model_repository / ENGINE_SPECS["int8"].triton_model("tensorrt_llm") / "tokenizer"
-    )
+    directory = cpu_model_repository / ENGINE_SPECS["int8"].generation_model / "tokenizer"
     return ModelTokenizer.from_directory(directory)
 
 
@@ -109,7 +107,7 @@ def test_completion_tokens_equal_the_tokens_the_backend_generated(
     before = twin_metric(
         triton,
         "cpu_twin_generated_tokens_total",
-        model=ENGINE_SPECS["fp16"].triton_model("tensorrt_llm"),
+        model=ENGINE_SPECS["fp16"].generation_model,
     )
     usage = run(gateway, account, {"prompt": "count", "max_tokens": 33, "seed": 9}, FP16).json()[
         "result"
@@ -118,7 +116,7 @@ def test_completion_tokens_equal_the_tokens_the_backend_generated(
         twin_metric(
             triton,
             "cpu_twin_generated_tokens_total",
-            model=ENGINE_SPECS["fp16"].triton_model("tensorrt_llm"),
+            model=ENGINE_SPECS["fp16"].generation_model,
         )
         - before
     )

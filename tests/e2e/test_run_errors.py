@@ -8,8 +8,8 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from build_engines.launcher import free_port
 from gateway.inference.errors import INVALID_MODEL
+from local_runtime.ports import free_port
 from tests.accounting import FP16, INT8, bearer, run, run_url
 from tests.gateway_fixtures import GatewayProcess, start_gateway
 from tests.raw_http import raw_request

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from build_engines.launcher import TritonServer, free_port, port_is_free
-from build_engines.spec import ENGINE_SPECS
+from llm_contract.engines import ENGINE_SPECS
+from local_runtime.ports import free_port, port_is_free
+from local_runtime.triton_server import TritonServer
 
 pytestmark = pytest.mark.triton
 STARTUP_TIMEOUT = 120.0
@@ -93,7 +94,7 @@ Launch = Callable[..., Launched]
 def copy_of_the_twins(source: Path, repository: Path) -> Path:
     """Only the two CPU twins of `source`: all `gateway up` needs, and quick to load."""
     for spec in ENGINE_SPECS.values():
-        name = spec.triton_model("tensorrt_llm")
+        name = spec.generation_model
         shutil.copytree(source / name, repository / name)
     return repository
 
@@ -231,7 +232,7 @@ def test_tritonserver_ends_with_triton_launch(
 ) -> None:
     http, grpc = triton_ports()
     launcher = launch(
-        "build_engines.launcher",
+        "local_runtime.triton_launch",
         f"--model-repository={empty_repository}",
         f"--http-port={http}",
         f"--grpc-port={grpc}",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from build_engines.launcher import TritonServer
-from build_engines.spec import ENGINE_SPECS
+from llm_contract.engines import ENGINE_SPECS
+from local_runtime.triton_server import TritonServer
 from tests.accounting import new_account, run, twin_metric
 from tests.gateway_fixtures import GatewayFactory
 
@@ -24,7 +24,7 @@ def two_tritons(cpu_model_repository: Path, tmp_path: Path) -> Iterator[list[Tri
                 TritonServer.on_free_ports(
                     cpu_model_repository,
                     log_path=tmp_path / f"tritonserver-{index}.log",
-                    models=[spec.triton_model("tensorrt_llm") for spec in ENGINE_SPECS.values()],
+                    models=[spec.generation_model for spec in ENGINE_SPECS.values()],
                 )
             )
             for index in range(2)

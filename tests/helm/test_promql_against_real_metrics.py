@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from build_engines.launcher import TritonServer
+from local_runtime.triton_server import TritonServer
 from tests.accounting import new_account, run
 from tests.gateway_fixtures import GatewayFactory
 from tests.helm.promql import (

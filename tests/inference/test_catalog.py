@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from build_engines.spec import ENGINE_SPECS
 from gateway.inference.catalog import CatalogEntry, CatalogError, ModelCatalog, load_catalog
+from llm_contract.engines import ENGINE_SPECS
 
 PRODUCTION_CATALOG = Path(__file__).parents[2] / "deploy" / "catalog.production.json"
 
@@ -16,7 +16,7 @@ def test_default_catalog_maps_both_cpu_twins_with_their_limits(tmp_path: Path) -
     catalog = load_catalog(None, tmp_path)
     twin = catalog.get("@twin/smollm2-135m-instruct/llama-2-7b-chat-fp16")
     assert twin is not None
-    assert twin.triton_model == ENGINE_SPECS["fp16"].triton_model("tensorrt_llm")
+    assert twin.triton_model == ENGINE_SPECS["fp16"].generation_model
     assert (twin.max_input_tokens, twin.max_output_tokens) == (3072, 2500)
     assert twin.tokenizer_dir.startswith(str(tmp_path))
 
@@ -24,7 +24,7 @@ def test_default_catalog_maps_both_cpu_twins_with_their_limits(tmp_path: Path) -
 def test_twin_names_and_descriptions_say_which_model_answers_for_which_engine(
     tmp_path: Path,
 ) -> None:
-    model_dir = tmp_path / ENGINE_SPECS["int8"].triton_model("tensorrt_llm")
+    model_dir = tmp_path / ENGINE_SPECS["int8"].generation_model
     model_dir.mkdir()
     (model_dir / "twin.json").write_text('{"model": "random", "title": "a random network"}')
     names = {entry.name: entry.description for entry in load_catalog(None, tmp_path)}
@@ -39,7 +39,7 @@ def test_twin_names_and_descriptions_say_which_model_answers_for_which_engine(
 
 
 def test_an_unreadable_twin_description_is_a_catalog_error(tmp_path: Path) -> None:
-    model_dir = tmp_path / ENGINE_SPECS["int8"].triton_model("tensorrt_llm")
+    model_dir = tmp_path / ENGINE_SPECS["int8"].generation_model
     model_dir.mkdir()
     (model_dir / "twin.json").write_text("{")
     with pytest.raises(CatalogError, match=r"twin\.json"):
@@ -53,7 +53,7 @@ def test_production_catalog_maps_the_cf_names_to_tensorrt_llm_models(precision: 
         f"@cf/meta/llama-2-7b-chat-{precision}"
     )
     assert entry is not None
-    assert entry.triton_model == spec.triton_model("tensorrt_llm")
+    assert entry.triton_model == spec.generation_model
     assert (entry.max_input_tokens, entry.max_output_tokens) == (
         spec.limits.max_input_len,
         spec.limits.max_output_len,

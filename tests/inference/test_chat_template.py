@@ -14,7 +14,7 @@ import pytest
 from build_engines.tokenizer_asset import (
     ASSET_DIR,
     LLAMA_2_CHAT_TEMPLATE,
-    TOKENIZER_CONFIG_FILE,
+    TOKENIZER_CONFIG_PATH,
     tokenizer_config,
 )
 from gateway.errors import ApiError
@@ -190,10 +190,10 @@ def test_llama_2_chat_template_gives_the_ids_of_the_hand_written_encoder(
 
 
 def test_the_twin_asset_carries_llama_2_chat_template_as_write_asset_writes_it() -> None:
-    config = json.loads(TOKENIZER_CONFIG_FILE.read_text())
+    config = json.loads(TOKENIZER_CONFIG_PATH.read_text())
     assert config == tokenizer_config()
     assert config["chat_template"] == LLAMA_2_CHAT_TEMPLATE
-    assert "'<<SYS>>\\\\n'" in TOKENIZER_CONFIG_FILE.read_text()  # a Jinja escape, as in HF's
+    assert "'<<SYS>>\\\\n'" in TOKENIZER_CONFIG_PATH.read_text()  # a Jinja escape, as in HF's
 
 
 def test_llama_2_template_renders_meta_format_as_text(tokenizer: ModelTokenizer) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from build_engines.launcher import free_port
+from local_runtime.ports import free_port
 
 
 class RedisServer:

@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from build_engines.launcher import TritonServer
+from local_runtime.triton_server import TritonServer
 from tests.accounting import RawStream, new_account, run, set_limits, twin_metric, wait_for_records
 from tests.gateway_fixtures import GatewayFactory, GatewayProcess
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from build_engines.launcher import TritonServer
+from local_runtime.triton_server import TritonServer
 from tests.accounting import RawStream, new_account, run, run_url, wait_for_records
 from tests.gateway_fixtures import DatabaseFactory, GatewayFactory, GatewayProcess
 from tests.limits.redis_server import RedisServer

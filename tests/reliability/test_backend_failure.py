@@ -12,7 +12,8 @@ import httpx
 import openai
 import pytest
 
-from build_engines.launcher import TritonServer, free_port
+from local_runtime.ports import free_port
+from local_runtime.triton_server import TritonServer
 from tests.accounting import INT8, RawStream, new_account, run, wait_for_records
 from tests.e2e.test_openai_sdk import sdk_for
 from tests.gateway_fixtures import GatewayFactory, GatewayProcess

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from build_engines.launcher import TritonServer
+from local_runtime.triton_server import TritonServer
 from tests.accounting import RawStream, abandon_run, new_account, twin_metric
 from tests.gateway_fixtures import GatewayFactory, GatewayProcess
 

@@ -10,13 +10,13 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from build_engines.cpu_twin import trtllm_contract
 from build_engines.render import render_template, tensors_block
-from build_engines.spec import ENGINE_SPECS
 from build_engines.text_models.repository import text_model_config
+from llm_contract import trtllm_backend
+from llm_contract.engines import ENGINE_SPECS
 
 SPEC = ENGINE_SPECS["int8"]
-TOKENIZER_DIR = Path("..") / SPEC.triton_model("tensorrt_llm") / "tokenizer"
+TOKENIZER_DIR = Path("..") / SPEC.generation_model / "tokenizer"
 TEXT_COMPONENTS = ("preprocessing", "postprocessing", "ensemble", "bls")
 
 
@@ -24,8 +24,8 @@ def config(component: str, max_batch_size: int = 64) -> Any:
     if component == "tensorrt_llm":
         values: dict[str, object] = {
             "backend": "python",
-            "inputs": tensors_block(trtllm_contract.INPUTS),
-            "outputs": tensors_block(trtllm_contract.OUTPUTS),
+            "inputs": tensors_block(trtllm_backend.INPUTS),
+            "outputs": tensors_block(trtllm_backend.OUTPUTS),
             "instance_count": 1,
             "parameters": "",
         }
@@ -82,7 +82,7 @@ def test_python_models_read_the_tokenizer_relative_to_their_folder(component: st
 def test_bls_is_decoupled_and_calls_the_engines_generation_model() -> None:
     parsed = config("bls")
     assert parsed.model_transaction_policy.decoupled
-    assert parameters(parsed)["generation_model"] == SPEC.triton_model("tensorrt_llm")
+    assert parameters(parsed)["generation_model"] == SPEC.generation_model
 
 
 @pytest.mark.parametrize("component", ["preprocessing", "bls"])

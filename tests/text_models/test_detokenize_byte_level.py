@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from tokenizers import Tokenizer
 
-from build_engines.text_models.detokenize import IncrementalDetokenizer, StreamingDecoder
+from build_engines.text_models.detokenize import IncrementalDetokenizer
 from build_engines.text_models.tokenizer import TextTokenizer
+from llm_contract.streaming_decoder import StreamingDecoder
 from tests.smollm2_tokenizer import smollm2_tokenizer
 
 TEXTS = {

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from build_engines.launcher import free_port
 from build_engines.text_models.probe import main
+from local_runtime.ports import free_port
 
 DEAD_STUB: dict[str, object] = {"error": "Stub process 'p_bls_0_0' is not healthy."}
 

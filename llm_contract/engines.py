@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from llm_contract.model_repository import GENERATION_COMPONENT
+
 Precision = Literal["int8", "fp16"]
 PRECISIONS: tuple[Precision, ...] = ("int8", "fp16")
 
@@ -38,6 +40,11 @@ class EngineSpec:
 
     def triton_model(self, component: str) -> str:
         return f"{self.name_prefix}{component}"
+
+    @property
+    def generation_model(self) -> str:
+        """The Triton model that generates tokens: the engine, or its CPU twin."""
+        return self.triton_model(GENERATION_COMPONENT)
 
 
 ENGINE_SPECS: dict[Precision, EngineSpec] = {

@@ -1,8 +1,6 @@
 """The `tensorrtllm` Triton backend's contract, as read from upstream's source: the one table
-the CPU twin holds itself to, the repository writer declares and the conformance test checks.
-
-It lives in the twin's package because the twin's code is copied into the model repository
-(`repository.py`) and must carry it there; nothing in it depends on the twin.
+the CPU twin holds itself to, the repository writer declares, the gateway sends and the
+conformance test checks.
 
 Read from TensorRT-LLM 1.2.1's backend (`triton-inference-server/tensorrtllm_backend` at
 8addf2f, `TENSORRTLLM_VER=1.2.1`; NVIDIA/TensorRT-LLM `triton_backend/inflight_batcher_llm/src`:

@@ -1,4 +1,4 @@
-"""Start a real `tritonserver` on a model repository, wait for its models, stop it cleanly.
+"""A real `tritonserver` on a model repository: started, waited for, restarted, stopped.
 
 The server is the one shipped in the `nvidia-pytriton` wheel (Triton 2.51, release 24.10),
 which runs on a CPU-only machine. Three things make it work outside NVIDIA's container:
@@ -9,21 +9,18 @@ generated `model.py` files put on `sys.path` (the stub's interpreter is isolated
 
 The launched server is tied to this process (see `tether.py`), refuses ports another server
 holds, and is only ready once the server answering carries this launch's `--id`.
-
-    triton-launch --model-repository model_repository
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -37,8 +34,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from build_engines.tether import popen_tethered
+from local_runtime.ports import free_port, port_is_free
+from local_runtime.tether import popen_tethered
 
+logger = logging.getLogger(__name__)
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
@@ -141,29 +140,6 @@ class TritonRuntime:
         env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, library_path))
         env["PYTHONPATH"] = os.pathsep.join(site_packages)
         return env
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def port_is_free(host: str, port: int) -> bool:
-    """Whether a server could listen on `host:port`: nothing listens there.
-
-    `SO_REUSEADDR`, as servers set it, so closed connections lingering in TIME_WAIT (a
-    crashed Triton's) do not count.
-    """
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError:
-            return False
-        return True
 
 
 @dataclass
@@ -297,8 +273,11 @@ class TritonServer:
             return self._start_once(timeout, abandon)
         except TritonCrashedLoading as crash:
             kept = self._keep_log()
-            print(f"tritonserver exited with {crash.returncode} while loading, log {kept}; "
-                  "starting it once more", file=sys.stderr)  # fmt: skip
+            logger.warning(
+                "tritonserver exited with %s while loading, log %s; starting it once more",
+                crash.returncode,
+                kept,
+            )
             return self._start_once(timeout, abandon)
 
     def _keep_log(self) -> Path | None:
@@ -444,7 +423,7 @@ class TritonServer:
 def restarted_when_it_exits(
     server: TritonServer,
     interval: float = 1.0,
-    on_give_up: Callable[[TritonGaveUp], object] = lambda error: print(error, file=sys.stderr),
+    on_give_up: Callable[[TritonGaveUp], object] = lambda error: logger.error("%s", error),
 ) -> Iterator[None]:
     """Watch `server` from a thread and restart it whenever its process exits on its own;
     when the restarts give up, the watch ends and `on_give_up` hears why."""
@@ -459,11 +438,15 @@ def restarted_when_it_exits(
                 return
             except TritonLaunchError as error:
                 if not leaving.is_set():
-                    print(f"tritonserver restart failed: {error}", file=sys.stderr, flush=True)
+                    logger.error("tritonserver restart failed: %s", error)
                 continue
             if code is not None:
-                print(f"tritonserver exited ({code}); restarted (pid {server.pid}), "
-                      f"log {server.log_path}", file=sys.stderr, flush=True)  # fmt: skip
+                logger.warning(
+                    "tritonserver exited (%s); restarted (pid %s), log %s",
+                    code,
+                    server.pid,
+                    server.log_path,
+                )
 
     watcher = threading.Thread(target=watch, name="tritonserver-watch", daemon=True)
     watcher.start()
@@ -472,60 +455,3 @@ def restarted_when_it_exits(
     finally:
         leaving.set()
         watcher.join()
-
-
-@contextlib.contextmanager
-def running_triton(model_repository: Path, **options: object) -> Iterator[TritonServer]:
-    server = TritonServer(model_repository, **options)  # type: ignore[arg-type]
-    with server:
-        yield server
-
-
-def interrupt_on_sigint_and_sigterm() -> None:
-    """Both raise KeyboardInterrupt, so a server run in the foreground stops cleanly however
-    it is told to: SIGTERM (systemd, a supervisor) as Ctrl-C, and SIGINT even when this
-    process was started with it ignored (as a script's background job is)."""
-    for ending in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(ending, signal.default_int_handler)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="triton-launch", description=__doc__.split("\n")[0])
-    parser.add_argument("--model-repository", type=Path, default=Path("model_repository"))
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--http-port", type=int, default=8000)
-    parser.add_argument("--grpc-port", type=int, default=8001)
-    parser.add_argument("--metrics-port", type=int, default=8002)
-    parser.add_argument("--model", action="append", default=[], help="load only these models")
-    parser.add_argument("--log-file", type=Path)
-    args = parser.parse_args(argv)
-    server = TritonServer(
-        args.model_repository,
-        host=args.host,
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        metrics_port=args.metrics_port,
-        models=args.model,
-        log_path=args.log_file,
-    )
-    interrupt_on_sigint_and_sigterm()
-    try:
-        server.start()
-        print(
-            f"tritonserver ready (pid {server.pid}): http {server.http_url}, "
-            f"grpc {server.grpc_url}, metrics {server.metrics_url}, log {server.log_path}",
-            flush=True,
-        )
-        while server.process is not None and server.process.poll() is None:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        server.stop()
-        return 0
-    except TritonLaunchError as error:
-        print(f"triton-launch: {error}", file=sys.stderr)
-        return 1
-    return server.stop() or 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

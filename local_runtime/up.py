@@ -9,26 +9,15 @@ with status 1.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
-import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
 import uvicorn
 
 from build_engines.cli import main as build_engines_main
-from build_engines.launcher import (
-    RestartBackoff,
-    TritonGaveUp,
-    TritonLaunchError,
-    TritonServer,
-    interrupt_on_sigint_and_sigterm,
-    port_is_free,
-    restarted_when_it_exits,
-)
-from build_engines.repository import TWIN_DESCRIPTION_FILE
-from build_engines.spec import ENGINE_SPECS
 from gateway.accounts.service import AccountService
 from gateway.cli import run_in_session
 from gateway.db import migrate
@@ -37,18 +26,31 @@ from gateway.server import uvicorn_config
 from gateway.settings import TritonSettings, get_settings
 from gateway.tokens.schemas import TokenCreated
 from gateway.tokens.service import TokenService
+from llm_contract.engines import ENGINE_SPECS
+from llm_contract.model_repository import TWIN_DESCRIPTION_FILE
+from local_runtime.foreground import interrupt_on_sigint_and_sigterm, report_to_stderr
+from local_runtime.ports import port_is_free
+from local_runtime.triton_server import (
+    RestartBackoff,
+    TritonGaveUp,
+    TritonLaunchError,
+    TritonServer,
+    restarted_when_it_exits,
+)
 
+logger = logging.getLogger(__name__)
 DEMO_ACCOUNT = "demo"
 
 
 def up(host: str | None = None, port: int | None = None) -> int:
+    report_to_stderr()
     interrupt_on_sigint_and_sigterm()
     try:
         return _up(host, port)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM; uvicorn re-raises it once it has drained
         return 0
     except TritonLaunchError as error:
-        print(f"gateway up: {error}", file=sys.stderr)
+        logger.error("%s", error)
         return 1
 
 
@@ -62,8 +64,11 @@ def _up(host: str | None, port: int | None) -> int:
     config = uvicorn_config(host, port)
     triton.ensure_ports_free()
     if not port_is_free(config.host, config.port):
-        print(f"gateway up: the gateway cannot listen on {config.host}:{config.port}: "
-              "another server holds the port", file=sys.stderr)  # fmt: skip
+        logger.error(
+            "the gateway cannot listen on %s:%s: another server holds the port",
+            config.host,
+            config.port,
+        )
         return 1
     if _twins_to_build(repository) and build_engines_main(
         ["--target", "cpu", "--precision", "all", "--output", str(repository)]
@@ -80,7 +85,7 @@ def _up(host: str | None, port: int | None) -> int:
         gave_up.append(error)
         gateway.should_exit = True
 
-    print("starting tritonserver …", flush=True)
+    logger.info("starting tritonserver …")
     with triton, restarted_when_it_exits(triton, on_give_up=give_up):
         model = twin_catalog(repository).entries[0].name
         base_url = f"http://{config.host}:{config.port}"
@@ -105,7 +110,7 @@ def _twins_to_build(repository: Path) -> bool:
     """Whether a twin is missing, or was built before twins described what they run (and
     held their weights in a file)."""
     for spec in ENGINE_SPECS.values():
-        model_dir = repository / spec.triton_model("tensorrt_llm")
+        model_dir = repository / spec.generation_model
         if not model_dir.is_dir():
             return True
         built_before = (model_dir / "config.pbtxt").is_file()
