@@ -73,9 +73,30 @@ class GatewayProcess:
         return self.process.wait()
 
 
-def start_gateway(env: dict[str, str], log_path: Path) -> GatewayProcess:
-    """A gateway on a database already at the schema's head (see `DatabaseFactory`)."""
+BLOCKING_IMPORTS = (
+    "import sys\n"
+    "for name in sys.argv[1].split(','):\n"
+    "    sys.modules[name] = None\n"
+    "from gateway.cli import main\n"
+    "sys.exit(main(sys.argv[2:]))"
+)
+"""`python -c BLOCKING_IMPORTS a,b ARGS`: `gateway ARGS` where importing `a` or `b` fails."""
+
+
+def start_gateway(
+    env: dict[str, str], log_path: Path, *, blocked_packages: tuple[str, ...] = ()
+) -> GatewayProcess:
+    """A gateway on a database already at the schema's head (see `DatabaseFactory`), in a
+    process where any import of `blocked_packages` fails."""
     port = free_port()
+    program = (
+        ["-c", BLOCKING_IMPORTS, ",".join(blocked_packages)]
+        if blocked_packages
+        else [
+            "-m",
+            "gateway",
+        ]
+    )
     environment = {
         **os.environ,
         "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -84,7 +105,7 @@ def start_gateway(env: dict[str, str], log_path: Path) -> GatewayProcess:
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
+            [sys.executable, *program, "serve", "--port", str(port)],
             env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -255,7 +276,12 @@ class GatewayFactory:
         self.started: list[GatewayProcess] = []
 
     def __call__(
-        self, backend: str = "sqlite", *, database_url: str | None = None, **env: str
+        self,
+        backend: str = "sqlite",
+        *,
+        database_url: str | None = None,
+        blocked_packages: tuple[str, ...] = (),
+        **env: str,
     ) -> GatewayProcess:
         name = f"gateway-{len(self.started)}"
         (self._directory / name).mkdir()
@@ -268,6 +294,7 @@ class GatewayFactory:
                 **env,
             },
             self._directory / name / "gateway.log",
+            blocked_packages=blocked_packages,
         )
         self.started.append(process)
         return process
