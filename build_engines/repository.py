@@ -201,7 +201,7 @@ def _write_text_path_model(plan: RepositoryPlan, component: str) -> Path:
         spec=plan.spec,
         model_name=model_dir.name,
         max_batch_size=plan.max_batch_size,
-        tokenizer_dir=Path("..") / plan.spec.triton_model(GENERATION_COMPONENT) / TOKENIZER_FOLDER,
+        tokenizer_dir=Path("..") / plan.spec.generation_model / TOKENIZER_FOLDER,
     )
     (model_dir / "config.pbtxt").write_text(render_template(component, values))
     if component != "ensemble":

@@ -1,10 +1,5 @@
-"""Names in a Triton model repository that `build-engines` writes and the gateway reads.
-
-<prefix>tensorrt_llm/config.pbtxt      generation model (TensorRT-LLM engine or CPU twin)
-<prefix>tensorrt_llm/twin.json         (CPU twin) the model it runs, for the catalog
-<prefix>tensorrt_llm/tokenizer/        tokenizer.json (+ tokenizer_config.json)
-<prefix>preprocessing/ …               the text path models
-"""
+"""Names in a Triton model repository that `build-engines` writes and the gateway reads
+(the layout they make up: `build_engines.repository`)."""
 
 from __future__ import annotations
 

@@ -80,7 +80,14 @@ BLOCKING_IMPORTS = (
     "from gateway.cli import main\n"
     "sys.exit(main(sys.argv[2:]))"
 )
-"""`python -c BLOCKING_IMPORTS a,b ARGS`: `gateway ARGS` where importing `a` or `b` fails."""
+
+
+def gateway_command(*arguments: str, blocked_packages: tuple[str, ...] = ()) -> list[str]:
+    """`python -m gateway ARGUMENTS`, in a process where any import of `blocked_packages`
+    fails (as if they were not installed)."""
+    if not blocked_packages:
+        return [sys.executable, "-m", "gateway", *arguments]
+    return [sys.executable, "-c", BLOCKING_IMPORTS, ",".join(blocked_packages), *arguments]
 
 
 def start_gateway(
@@ -89,14 +96,6 @@ def start_gateway(
     """A gateway on a database already at the schema's head (see `DatabaseFactory`), in a
     process where any import of `blocked_packages` fails."""
     port = free_port()
-    program = (
-        ["-c", BLOCKING_IMPORTS, ",".join(blocked_packages)]
-        if blocked_packages
-        else [
-            "-m",
-            "gateway",
-        ]
-    )
     environment = {
         **os.environ,
         "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -105,7 +104,7 @@ def start_gateway(
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, *program, "serve", "--port", str(port)],
+            gateway_command("serve", "--port", str(port), blocked_packages=blocked_packages),
             env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -5,19 +5,20 @@ nothing else broken) where it is not, as in the gateway's image."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from importlib.metadata import EntryPoint
 
 import pytest
 
 from gateway import cli
-from tests.gateway_fixtures import BLOCKING_IMPORTS
+from tests.gateway_fixtures import gateway_command
 
 
 def gateway_help(*blocked: str) -> subprocess.CompletedProcess[str]:
-    program = ["-c", BLOCKING_IMPORTS, ",".join(blocked)] if blocked else ["-m", "gateway"]
     return subprocess.run(
-        [sys.executable, *program, "--help"], capture_output=True, text=True, timeout=60
+        gateway_command("--help", blocked_packages=blocked),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
