@@ -149,7 +149,7 @@ def test_the_gateway_listens_on_all_interfaces_and_is_probed_on_its_health_endpo
     server = container(defaults.named("Deployment", "-gateway"), "gateway")
     assert server["args"][:3] == ["serve", "--host", "0.0.0.0"]  # noqa: S104 (in a pod)
     port = int(server["args"][server["args"].index("--port") + 1])
-    assert server["ports"] == [{"name": "http", "containerPort": port}]
+    assert {"name": "http", "containerPort": port} in server["ports"]
     assert server["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert server["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
 
@@ -381,14 +381,19 @@ def test_monitoring_objects_are_off_by_default(defaults: Manifests) -> None:
 
 def test_the_monitors_scrape_the_gateway_and_triton_metrics_ports(everything: Manifests) -> None:
     monitor = everything.named("ServiceMonitor", "-gateway")["spec"]
-    service = everything.named("Service", "-gateway")
-    assert all(
-        service["metadata"]["labels"].get(k) == v
-        for k, v in monitor["selector"]["matchLabels"].items()
-    )
     [endpoint] = monitor["endpoints"]
     assert endpoint["path"] == "/metrics"
-    assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+    # The one selected Service with that port (a LoadBalancer's metrics are on their own).
+    [service] = [
+        service
+        for service in everything.of_kind("Service")
+        if all(
+            service["metadata"]["labels"].get(k) == v
+            for k, v in monitor["selector"]["matchLabels"].items()
+        )
+        and endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+    ]
+    assert selects(service["spec"]["selector"], everything.named("Deployment", "-gateway"))
     podmonitor = everything.named("PodMonitor", "-triton")["spec"]
     [endpoint] = podmonitor["podMetricsEndpoints"]
     for triton in tritons(everything):
@@ -399,11 +404,21 @@ def test_the_monitors_scrape_the_gateway_and_triton_metrics_ports(everything: Ma
 def test_the_alert_rules_are_the_rules_file_with_the_thresholds_from_values(
     render: Render,
 ) -> None:
-    thresholds = {"errorRatio": 0.1, "ttftP99Seconds": 3.5, "usageBacklog": 500}
+    thresholds = {
+        "errorRatio": 0.1,
+        "ttftP99Seconds": 3.5,
+        "usageBacklog": 500,
+        "authFailuresPerSecond": 2.5,
+    }
     manifests = render({"monitoring": {"prometheusRule": {"enabled": True, **thresholds}}})
     rendered = manifests.named("PrometheusRule", "-llm-gateway")["spec"]["groups"]
     source = yaml.safe_load((CHART / "rules" / "alerts.yaml").read_text())["groups"]
-    placeholders = {"ERROR_RATIO": "0.1", "TTFT_P99_SECONDS": "3.5", "USAGE_BACKLOG": "500"}
+    placeholders = {
+        "ERROR_RATIO": "0.1",
+        "TTFT_P99_SECONDS": "3.5",
+        "USAGE_BACKLOG": "500",
+        "AUTH_FAILURES_PER_SECOND": "2.5",
+    }
     for group, source_group in zip(rendered, source, strict=True):
         for rule, source_rule in zip(group["rules"], source_group["rules"], strict=True):
             expected = source_rule["expr"]

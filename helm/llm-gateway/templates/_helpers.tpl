@@ -111,3 +111,32 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "llm-gateway.enabledPrecisions" -}}
 {{- range $precision, $model := .Values.models }}{{ if $model.enabled }}{{ $precision }} {{ end }}{{ end -}}
 {{- end -}}
+
+{{/* GATEWAY_ALLOWED_HOSTS: the Host names the admin API and the playground answer: the
+     gateway Service's names, loopback, the Ingress's and HTTPRoute's hosts, and
+     gateway.allowedHosts. */}}
+{{- define "llm-gateway.allowedHosts" -}}
+{{- $service := printf "%s-gateway" (include "llm-gateway.fullname" .) -}}
+{{- $namespace := .Release.Namespace | default "default" -}}
+{{- $hosts := list $service (printf "%s.%s" $service $namespace) (printf "%s.%s.svc" $service $namespace) (printf "%s.%s.svc.cluster.local" $service $namespace) "localhost" "127.0.0.1" "[::1]" -}}
+{{- if .Values.ingress.enabled }}{{ $hosts = concat $hosts .Values.ingress.hosts }}{{ end -}}
+{{- if .Values.httpRoute.enabled }}{{ $hosts = concat $hosts .Values.httpRoute.hostnames }}{{ end -}}
+{{- concat $hosts .Values.gateway.allowedHosts | uniq | join "," -}}
+{{- end -}}
+
+{{/* The metrics port is on the gateway Service when that stays inside the cluster
+     (ClusterIP); a NodePort or LoadBalancer Service would publish it, so it gets its own. */}}
+{{- define "llm-gateway.metricsOnOwnService" -}}
+{{- if ne .Values.gateway.service.type "ClusterIP" }}true{{ end -}}
+{{- end -}}
+
+{{/* The NetworkPolicy peer of the metrics scraper (networkPolicy.metricsScraper). */}}
+{{- define "llm-gateway.metricsScraperPeer" -}}
+{{- $scraper := .Values.networkPolicy.metricsScraper -}}
+- podSelector: {{- toYaml (default (dict) $scraper.podSelector) | nindent 4 }}
+  {{- if $scraper.namespaceSelector }}
+  namespaceSelector: {{- toYaml $scraper.namespaceSelector | nindent 4 }}
+  {{- else if $scraper.namespace }}
+  namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: {{ $scraper.namespace }}}}
+  {{- end }}
+{{- end -}}
