@@ -37,7 +37,8 @@ from gateway.usage.meter import UsageMeter
 from gateway.usage.status import RunStatus
 
 UNKNOWN_MODEL = "unknown"
-"""The metric label of a model the catalog does not have (labels stay bounded)."""
+"""The metric label and the usage record's model of a model the catalog does not have:
+labels stay bounded, and a client's text never reaches operators' usage reports."""
 
 
 class FinishReason(StrEnum):
@@ -277,7 +278,7 @@ class RunService:
         request_id = uuid.uuid4().hex
         limits = self._limits
         label = model if self._inference.known(model) else UNKNOWN_MODEL
-        refused = _Refusals(self._meter, self._metrics, caller, request_id, model, label, api)
+        refused = _Refusals(self._meter, self._metrics, caller, request_id, label, api)
         with refused.as_status(RunStatus.RATE_LIMITED):
             admission = await limits.admit_request(caller.account_id, request_id)
         with refused.as_status(RunStatus.REJECTED, admission.headers):
@@ -311,7 +312,6 @@ class _Refusals:
         metrics: GatewayMetrics,
         caller: Caller,
         request_id: str,
-        model: str,
         model_label: str,
         api: Api,
     ) -> None:
@@ -319,7 +319,6 @@ class _Refusals:
         self._metrics = metrics
         self._caller = caller
         self._request_id = request_id
-        self._model = model
         self._model_label = model_label
         self._api = api
 
@@ -332,8 +331,8 @@ class _Refusals:
             if headers:
                 error.headers = {**headers, **error.headers}
             self._meter.record_refusal(
-                self._request_id, self._caller.account_id, self._caller.token_id, self._model,
-                status,
+                self._request_id, self._caller.account_id, self._caller.token_id,
+                self._model_label, status,
             )  # fmt: skip
             self._metrics.requests.labels(self._model_label, self._api, status).inc()
             raise

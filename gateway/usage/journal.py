@@ -59,10 +59,11 @@ MODEL_BYTES = 100
 
 
 def storable_model(name: str) -> str:
-    """The model name as sent, in a form both the slot and every database can hold.
+    """The model name in a form both the slot and every database can hold.
 
-    Refused requests are recorded with the model they asked for, which may be any text: NUL
-    (PostgreSQL's text cannot hold it) becomes U+FFFD and the name is clipped to its field.
+    Records name a catalog model or `unknown` (a refused request's own text is never kept); in
+    case another name reaches it, NUL (PostgreSQL's text cannot hold it) becomes U+FFFD and the
+    name is clipped to its field.
     """
     return _clip(name.replace("\0", "\ufffd"), MODEL_BYTES).decode()
 

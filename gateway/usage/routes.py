@@ -15,7 +15,13 @@ from gateway.envelope import Envelope, error_responses, ok
 from gateway.errors import BAD_INPUT, ApiError
 from gateway.tokens.auth import Caller
 from gateway.usage.meter import UsageMeter
-from gateway.usage.schemas import AccountGrouping, AdminGrouping, UsageRecordRead, UsageReport
+from gateway.usage.schemas import (
+    AccountGrouping,
+    AdminGrouping,
+    AdminUsageReport,
+    UsageRecordRead,
+    UsageReport,
+)
 from gateway.usage.service import UsageService, period
 
 SINCE = Parameter(
@@ -43,7 +49,6 @@ def _moment(name: str, value: str | None) -> datetime | None:
 
 async def _report(
     session: AsyncSession,
-    meter: UsageMeter,
     since: str | None,
     until: str | None,
     group_by: str,
@@ -51,7 +56,7 @@ async def _report(
 ) -> UsageReport:
     start, end = period(_moment("since", since), _moment("until", until))
     rows = await UsageService(session).totals(start, end, group_by, account_id)
-    return UsageReport(start.isoformat(), end.isoformat(), group_by, rows, meter.pending)
+    return UsageReport(start.isoformat(), end.isoformat(), group_by, rows)
 
 
 class AccountUsageController(Controller):
@@ -67,12 +72,11 @@ class AccountUsageController(Controller):
         self,
         caller: Caller,
         db_session: AsyncSession,
-        meter: UsageMeter,
         group_by: AccountGrouping = "day",
         since: str | None = SINCE,
         until: str | None = UNTIL,
     ) -> Envelope[UsageReport]:
-        return ok(await _report(db_session, meter, since, until, group_by, caller.account_id))
+        return ok(await _report(db_session, since, until, group_by, caller.account_id))
 
 
 class AdminUsageController(Controller):
@@ -89,8 +93,13 @@ class AdminUsageController(Controller):
         since: str | None = SINCE,
         until: str | None = UNTIL,
         account_id: str | None = None,
-    ) -> Envelope[UsageReport]:
-        return ok(await _report(db_session, meter, since, until, group_by, account_id))
+    ) -> Envelope[AdminUsageReport]:
+        report = await _report(db_session, since, until, group_by, account_id)
+        return ok(
+            AdminUsageReport(
+                report.since, report.until, report.group_by, report.rows, meter.pending
+            )
+        )
 
     @get("/records", summary="Individual usage records, newest first")
     async def records(

@@ -20,12 +20,19 @@ class UsageRow(msgspec.Struct, frozen=True):
 
 
 class UsageReport(msgspec.Struct, frozen=True):
+    """An account's own report: nothing in it describes the replica or other accounts."""
+
     since: str
     until: str
     group_by: str
     rows: list[UsageRow]
+
+
+class AdminUsageReport(UsageReport, frozen=True):
+    """Any accounts' report, with what this replica has yet to write."""
+
     pending_records: int
-    """Records this replica has not written yet (they are not in `rows`)."""
+    """Records this replica has not written yet (they are not in `rows`), of every account."""
 
 
 class UsageRecordRead(msgspec.Struct, frozen=True):

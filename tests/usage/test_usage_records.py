@@ -183,5 +183,5 @@ def test_cli_usage_prints_a_table_and_csv_of_the_same_totals(gateway: GatewayPro
     assert table.returncode == 0, table.stderr
     assert INT8 in table.stdout
     assert f"{total:,}" in table.stdout.splitlines()[-1]
-    assert (row["model"], int(row["requests"]), int(row["total_tokens"])) == (INT8, 1, total)
+    assert (row["model"], int(row["requests"]), int(row["total_tokens"])) == (f"'{INT8}", 1, total)
     assert json.loads(as_json.stdout)[0]["total_tokens"] == total

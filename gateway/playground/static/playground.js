@@ -365,9 +365,8 @@ async function refreshUsage() {
     drawModels(byModel.rows);
     const runs = byModel.rows.reduce((sum, row) => sum + row.requests, 0);
     const tokens = byModel.rows.reduce((sum, row) => sum + row.total_tokens, 0);
-    const pending = byModel.pending_records ? ` (${byModel.pending_records} more being written)` : "";
     $("usage-total").textContent =
-      `${numbers.format(runs)} runs, ${numbers.format(tokens)} tokens since ${byModel.since.slice(0, 10)}${pending}`;
+      `${numbers.format(runs)} runs, ${numbers.format(tokens)} tokens since ${byModel.since.slice(0, 10)}`;
   } catch (error) {
     $("usage-total").textContent = `Usage unavailable: ${error.message}`;
   }
