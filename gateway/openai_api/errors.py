@@ -8,6 +8,7 @@ the gateway answers on the OpenAI routes (the SDK turns the status into its type
 | 403 | permission_error | — |
 | 404 | invalid_request_error | model_not_found (an unknown model) |
 | 413 | invalid_request_error | request_too_large |
+| 415 | invalid_request_error | unsupported_media_type (a body declared as other than JSON) |
 | 429 | rate_limit_error | rate_limit_exceeded |
 | 429 | insufficient_quota (the monthly quota) | insufficient_quota |
 | 5xx | server_error (503: service_unavailable) | backend_error, backend_unavailable, … |
@@ -39,6 +40,7 @@ _BY_STATUS: dict[int, tuple[str, str | None]] = {
     401: ("invalid_request_error", "invalid_api_key"),
     403: ("permission_error", None),
     413: ("invalid_request_error", "request_too_large"),
+    415: ("invalid_request_error", "unsupported_media_type"),
     429: ("rate_limit_error", "rate_limit_exceeded"),
     503: ("service_unavailable", "service_unavailable"),
 }

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from gateway.inference.schemas import Usage
+from gateway.inference.schemas import Usage, refuse_what_float32_loses
 
 Temperature = Annotated[float, msgspec.Meta(ge=0, le=2)]
 TopP = Annotated[float, msgspec.Meta(gt=0, le=1)]
@@ -59,6 +59,9 @@ class _Request(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     n: int | None = None
     user: Annotated[str, msgspec.Meta(max_length=512)] | None = None
     logit_bias: dict[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        refuse_what_float32_loses(self)
 
 
 class ChatCompletionRequest(_Request, frozen=True, forbid_unknown_fields=True, kw_only=True):
