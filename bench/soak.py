@@ -45,7 +45,7 @@ class ProcessState:
 
 def process_state(gateway: stack.Gateway) -> ProcessState:
     started = time.perf_counter()
-    text = httpx.get(f"{gateway.base_url}/metrics", timeout=10).text
+    text = httpx.get(gateway.metrics_url, timeout=10).text
     scrape_ms = (time.perf_counter() - started) * 1000
     samples = {
         sample.name: sample.value

@@ -59,9 +59,11 @@ def triton(repository: Path, name: str) -> Iterator[TritonServer]:
 class Gateway:
     process: subprocess.Popen[bytes]
     base_url: str
+    metrics_url: str
     account_id: str
     token: str
     model: str = GATEWAY_MODEL
+    admin_token: str = ""
 
     @property
     def run_url(self) -> str:
@@ -79,7 +81,7 @@ class Gateway:
 
     def open_streams(self) -> int:
         """Generations in progress, as the gateway counts them (`gateway_active_streams`)."""
-        text = httpx.get(f"{self.base_url}/metrics", timeout=10).text
+        text = httpx.get(self.metrics_url, timeout=10).text
         return sum(
             int(float(line.rsplit(" ", 1)[1]))
             for line in text.splitlines()
@@ -103,6 +105,7 @@ def gateway(
     `env` adds or overrides settings; `model` is the catalog name it is warmed up with."""
     admin = secrets.token_urlsafe(32)
     port = free_port()
+    metrics_port = free_port()
     run_dir = WORK_DIR / f"gateway-{name}"
     run_dir.mkdir(parents=True, exist_ok=True)
     database = run_dir / "gateway.db"
@@ -120,6 +123,7 @@ def gateway(
         "GATEWAY_LIMIT_TOKENS_PER_MINUTE": "1000000000",
         "GATEWAY_LIMIT_CONCURRENT_STREAMS": "100000",
         "GATEWAY_LIMIT_MONTHLY_TOKENS": "1000000000000",
+        "GATEWAY_METRICS_PORT": str(metrics_port),
         **(env or {}),
     }
     if redis_url:
@@ -139,7 +143,15 @@ def gateway(
             account = client.post("/admin/v1/accounts", json={"name": f"bench-{name}"})
             account_id = account.json()["result"]["id"]
             token = client.post(f"/admin/v1/accounts/{account_id}/tokens", json={"name": "b"})
-        ready = Gateway(process, base_url, account_id, token.json()["result"]["token"], model)
+        ready = Gateway(
+            process,
+            base_url,
+            f"http://127.0.0.1:{metrics_port}/metrics",
+            account_id,
+            token.json()["result"]["token"],
+            model,
+            admin,
+        )
         # Steady state, not a cold start: the token and the account's limits are known.
         httpx.post(ready.run_url, json={"prompt": "warm up", "max_tokens": 2},
                    headers={"Authorization": f"Bearer {ready.token}"}, timeout=60)  # fmt: skip

@@ -7,27 +7,30 @@ import gc
 from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp
 
 from gateway.accounts.routes import AccountController
 from gateway.admin import AdminGuard
-from gateway.cors import CrossOriginPolicy
+from gateway.cors import AllowedHosts, CrossOriginPolicy
 from gateway.db.engine import DatabasePlugin
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.health.routes import health_controller
 from gateway.inference.plugin import InferencePlugin
+from gateway.inference.service import InputBounds
 from gateway.inference.streaming import StreamSettings
 from gateway.limits.plugin import LimitsPlugin
 from gateway.limits.routes import AccountLimitsController
+from gateway.metrics.listener import MetricsListener
 from gateway.metrics.registry import GatewayMetrics
 from gateway.metrics.routes import metrics_handler
 from gateway.openai_api.routes import openai_routers
 from gateway.playground.routes import playground_router
-from gateway.request_body import refuse_a_body_that_is_not_utf8
+from gateway.request_body import refuse_a_body_that_is_not_strict_json
+from gateway.schema_page import OperationsPage, schema_router
 from gateway.settings import Settings, get_settings
-from gateway.tokens.auth import TokenVerifier, provide_caller
+from gateway.tokens.auth import provide_caller
+from gateway.tokens.plugin import TokensPlugin
 from gateway.tokens.routes import (
     TokenAdminController,
     TokenVerifyController,
@@ -46,16 +49,19 @@ def freeze_startup_heap() -> None:
 
 
 def create_asgi_app(settings: Settings | None = None) -> ASGIApp:
-    """What the server runs: the app behind its cross-origin policy."""
+    """What the server runs: the app behind its listener split, host and cross-origin
+    policies."""
     settings = settings or get_settings()
-    return CrossOriginPolicy(create_app(settings), settings.server.cors_origins)
+    server = settings.server
+    app = CrossOriginPolicy(create_app(settings), server.cors_origins)
+    return MetricsListener(AllowedHosts(app, server.allowed_host_names), server.metrics_port)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     database = DatabasePlugin(settings.database.url, settings.database.pool_size)
     metrics = GatewayMetrics(per_account=settings.metrics.per_account)
-    token_verifier = TokenVerifier(settings.security.token_cache_seconds)
+    tokens = TokensPlugin(settings.security, settings.redis_url, settings.redis, metrics)
     inference = InferencePlugin(
         triton_grpc_url=settings.triton.grpc_url,
         catalog_file=settings.triton.catalog_file,
@@ -66,6 +72,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             settings.server.sse_buffer_bytes,
         ),
         metrics=metrics,
+        input_bounds=InputBounds(
+            settings.server.max_messages, settings.server.max_prompt_characters
+        ),
     )
     limits = LimitsPlugin(settings.limits, settings.redis_url, settings.redis, database, metrics)
     admin = Router(
@@ -76,7 +85,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AccountLimitsController,
             AdminUsageController,
         ],
-        guards=[AdminGuard(settings.security.admin_token)],
+        guards=[AdminGuard(settings.security.admin_token, tokens.throttle)],
         security=[{"AdminToken": []}],
     )
     return Litestar(
@@ -94,17 +103,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         plugins=[
             database,
+            tokens,
             UsagePlugin(settings.usage, database, metrics),
             limits,
             inference,
         ],
         dependencies={
             "caller": Provide(provide_caller),
-            "token_verifier": Provide(lambda: token_verifier, sync_to_thread=False),
             "metrics": Provide(lambda: metrics, sync_to_thread=False),
         },
         on_startup=[freeze_startup_heap],
-        before_request=refuse_a_body_that_is_not_utf8,
+        before_request=refuse_a_body_that_is_not_strict_json,
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -113,8 +122,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             description=(
                 "Workers AI- and OpenAI-compatible text generation over Triton + TensorRT-LLM."
             ),
-            path="/schema",
-            render_plugins=[ScalarRenderPlugin()],
+            openapi_router=schema_router("/schema"),
+            render_plugins=[OperationsPage()],
             components=Components(
                 security_schemes={
                     "ApiToken": SecurityScheme(type="http", scheme="bearer"),

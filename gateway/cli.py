@@ -24,6 +24,7 @@ from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 import msgspec
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.accounts.service import AccountService
@@ -31,7 +32,7 @@ from gateway.db import migrate
 from gateway.db.engine import create_engine
 from gateway.errors import ApiError
 from gateway.inference.catalog import CatalogError, load_catalog
-from gateway.settings import get_settings
+from gateway.settings import WeakAdminToken, check_admin_token, get_settings, settings_problems
 from gateway.tokens.service import TokenService
 from gateway.usage import report
 from gateway.usage.service import UsageService, period
@@ -163,7 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from gateway.server import serve
 
-            triton = get_settings().triton
+            settings = get_settings()
+            check_admin_token(settings, args.host or settings.server.host)
+            triton = settings.triton
             load_catalog(triton.catalog_file, triton.model_repository).check_tokenizers()
             return serve(host=args.host, port=args.port, workers=args.workers)
         if "run" in args:
@@ -180,6 +183,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gateway: {error.message}", file=sys.stderr)
         return 1
     except CatalogError as error:
+        print(f"gateway: {error}", file=sys.stderr)
+        return 1
+    except ValidationError as error:
+        print(f"gateway: {settings_problems(error)}", file=sys.stderr)
+        return 1
+    except WeakAdminToken as error:
         print(f"gateway: {error}", file=sys.stderr)
         return 1
 

@@ -1,13 +1,22 @@
-"""Cross-origin access: pages on the origins an operator allows may call the account API.
+"""Which pages may call what: cross-origin access to the account API, and the `Host` names
+the admin API and the playground answer.
 
 Tokens travel in `Authorization`, never in cookies, so no response is credentialed and `*`
 is as safe as a list. Only the account API (`/client/v4/…`, `/v1/…`) answers other origins;
 the admin API refuses them outright, and everything else (metrics, health, the playground)
 sends no CORS headers. This wraps the whole app, not Litestar's route middleware, so that a
 404 or 405 of the account API also reaches the page that asked.
+
+Paths are compared as the router resolves them (`//admin/v1` is `/admin/v1`), and a page is
+the gateway's own only if its origin has the request's scheme and host. A page on an
+attacker's name that resolves to the gateway (DNS rebinding) sends its own name as `Host`
+and `Origin`; `AllowedHosts` refuses it on the admin API and the playground.
 """
 
 from __future__ import annotations
+
+import posixpath
+import re
 
 import msgspec
 from litestar.enums import ScopeType
@@ -23,10 +32,12 @@ from litestar.types import (
 )
 
 from gateway.envelope import ErrorDetail, ErrorEnvelope
-from gateway.errors import AUTHENTICATION
+from gateway.errors import AUTHENTICATION, HOST_NOT_ALLOWED
 
 ACCOUNT_API_PREFIXES = ("/client/v4/", "/v1/")
 ADMIN_API_PREFIX = "/admin/"
+OWN_HOST_PREFIXES = (ADMIN_API_PREFIX, "/playground")
+"""What only the gateway's own names answer: the admin API, and the page that keeps a token."""
 EXPOSED_HEADERS = b", ".join(
     [
         b"x-request-id",
@@ -55,11 +66,63 @@ def _header(scope: HTTPScope, name: bytes) -> str | None:
     return None
 
 
+_SLASHES = re.compile("/{2,}")
+
+
+def normalised_path(scope: Scope) -> str:
+    """The path as routing sees it: runs of slashes as one, `.` and `..` resolved."""
+    return posixpath.normpath(_SLASHES.sub("/", scope["path"] or "/"))
+
+
 def _is_own_origin(origin: str, scope: HTTPScope) -> bool:
-    """Whether `Origin` names the host the request was sent to (the gateway's own pages)."""
+    """Whether `Origin` is the scheme and host the request was sent to (the gateway's own
+    pages)."""
     host = _header(scope, b"host")
-    _, separator, authority = origin.partition("://")
-    return bool(separator) and host is not None and authority == host.lower()
+    return host is not None and origin == f"{scope['scheme']}://{host.lower()}"
+
+
+def _host_name(host: str) -> str:
+    """`Host` without its port: `[::1]:8080` → `[::1]`, `example.com:443` → `example.com`."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.partition(":")[0]
+
+
+class AllowedHosts:
+    """ASGI middleware: the admin API and the playground answer only the `Host` names listed
+    (`Settings.server.allowed_host_names`; `*` any), so a rebound name is refused."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: frozenset[str]) -> None:
+        self._app = app
+        self._allowed = allowed_hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == ScopeType.HTTP
+            and "*" not in self._allowed
+            and normalised_path(scope).startswith(OWN_HOST_PREFIXES)
+            and not self._is_allowed(scope)
+        ):
+            body = msgspec.json.encode(
+                ErrorEnvelope(
+                    errors=[
+                        ErrorDetail(
+                            HOST_NOT_ALLOWED,
+                            "This host name is not one the gateway answers for its admin API "
+                            "and playground (GATEWAY_ALLOWED_HOSTS)",
+                        )
+                    ]
+                )
+            )
+            await _respond(send, 400, [(b"content-type", b"application/json")], body)
+            return
+        await self._app(scope, receive, send)
+
+    def _is_allowed(self, scope: HTTPScope) -> bool:
+        """One `Host`, and a listed one (a second `Host` could be read instead by another)."""
+        hosts = [value for key, value in scope["headers"] if key == b"host"]
+        return len(hosts) == 1 and _host_name(hosts[0].decode("latin-1")) in self._allowed
 
 
 class CrossOriginPolicy:
@@ -74,7 +137,7 @@ class CrossOriginPolicy:
             await self._app(scope, receive, send)
             return
         origin = origin.lower()
-        path: str = scope["path"]
+        path = normalised_path(scope)
         if path.startswith(ADMIN_API_PREFIX) and not _is_own_origin(origin, scope):
             await _respond(send, 403, [(b"content-type", b"application/json")], _ADMIN_REFUSAL)
             return

@@ -4,7 +4,7 @@ Codes follow Workers AI where it has one; the rest are this gateway's own:
 
 | status | code | when |
 |---|---|---|
-| 400 | 3003 | body missing or not JSON |
+| 400 | 3003 | body missing, not JSON, or with a key twice in one object |
 | 400 | 5006 | bad input (schema, ranges, unknown fields) |
 | 401 | 10000 | missing, malformed, unknown, revoked or expired token |
 | 403 | 10000 | token of another account |
@@ -12,9 +12,13 @@ Codes follow Workers AI where it has one; the rest are this gateway's own:
 | 405 | 7001 | method not allowed |
 | 409 | 7004 | conflict (duplicate name) |
 | 413 | 3006 | request too large |
+| 415 | 3049 | body whose `Content-Type` is not JSON (none at all is read as JSON) |
 | 500 | 1000 | internal error (logged, never detailed to the client) |
 | 503 | 1001 | the database is unreachable (retry) |
 | 503 | 1002 | the limits' store (Redis) is unreachable (retry) |
+| 503 | 1003 | the process has too many open connections (retry) |
+| 400 | 7005 | `Host` not allowed for the admin API or the playground |
+| 429 | 10001 | too many failed authentications from this address (retry later) |
 
 Inference adds its own in `gateway/inference/errors.py`.
 """
@@ -57,9 +61,13 @@ NOT_FOUND = 7003
 METHOD_NOT_ALLOWED = 7001
 CONFLICT = 7004
 TOO_LARGE = 3006
+UNSUPPORTED_MEDIA_TYPE = 3049
 INTERNAL = 1000
 DATABASE_UNAVAILABLE = 1001
 LIMITS_UNAVAILABLE = 1002
+OVERLOADED = 1003
+HOST_NOT_ALLOWED = 7005
+AUTHENTICATION_THROTTLED = 10001
 
 
 class ApiError(Exception):
@@ -95,17 +103,16 @@ def _api_error(_: AnyRequest, error: ApiError) -> ApiError:
 
 
 def _validation_error(_: AnyRequest, error: ValidationException) -> ApiError:
+    """JSON that is not well formed never gets here (`gateway.request_body` refuses it): a
+    failed validation is bad input, whatever its wording or the URL it names."""
     details = (
         [item for item in error.extra if isinstance(item, dict)]
         if isinstance(error.extra, list)
         else []
     )
     described = "; ".join(f"{item.get('key') or 'body'}: {item.get('message')}" for item in details)
-    detail = str(error.detail)
-    if "JSON" in detail or "decode" in detail.lower():
-        return ApiError(400, BODY_MISSING, f"Request body is not valid JSON: {detail}")
     return ApiError(
-        400, BAD_INPUT, f"Bad input: {described or detail}", param=_field_at_fault(details)
+        400, BAD_INPUT, f"Bad input: {described or error.detail}", param=_field_at_fault(details)
     )
 
 
@@ -206,8 +213,19 @@ def _recursion_error(request: AnyRequest, error: RecursionError) -> ApiError:
     return _unexpected_error(request, error)
 
 
-def _decode_error(_: AnyRequest, error: msgspec.DecodeError | UnicodeDecodeError) -> ApiError:
+def undecodable_body(error: msgspec.DecodeError | UnicodeDecodeError) -> ApiError:
+    """Malformed JSON is 3003; well-formed JSON with a number msgspec cannot hold is bad
+    input (5006): told apart by type (`ValidationError` subclasses `DecodeError`)."""
+    if isinstance(error, msgspec.ValidationError):
+        message = str(error)
+        return ApiError(
+            400, BAD_INPUT, f"Bad input: {message}", param=_field_at_fault([{"message": message}])
+        )
     return ApiError(400, BODY_MISSING, f"Request body is not valid UTF-8 JSON: {error}")
+
+
+def _decode_error(_: AnyRequest, error: msgspec.DecodeError | UnicodeDecodeError) -> ApiError:
+    return undecodable_body(error)
 
 
 _AS_API_ERROR: dict[type[Exception], Callable[[AnyRequest, Any], ApiError]] = {

@@ -1,12 +1,16 @@
-"""Run the app under uvicorn with production settings (uvloop, httptools, no access log)."""
+"""Run the app under uvicorn with production settings: uvloop, httptools with the bounds of
+`gateway.http_protocol`, no access log, and `/metrics` on a port of its own."""
 
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
+from gateway.http_protocol import BoundedHttpToolsProtocol
 from gateway.settings import get_settings
 
 
@@ -21,23 +25,32 @@ def uvicorn_config(
         port=port or server.port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=BoundedHttpToolsProtocol,
         access_log=False,
+        timeout_keep_alive=max(1, round(server.keepalive_timeout_seconds)),
         timeout_graceful_shutdown=int(server.shutdown_grace_seconds),
         log_level="info",
     )
 
 
+def listening_sockets(config: uvicorn.Config, metrics_port: int) -> list[socket.socket]:
+    """The API's socket, and the metrics port's on the same host unless it is 0."""
+    sockets = [config.bind_socket()]
+    if metrics_port:
+        metrics = uvicorn.Config(config.app, host=config.host, port=metrics_port)
+        sockets.append(metrics.bind_socket())
+    return sockets
+
+
 def serve(host: str | None = None, port: int | None = None, workers: int = 1) -> int:
+    settings = get_settings()
     config = uvicorn_config(host, port, workers)
+    sockets = listening_sockets(config, settings.server.metrics_port)
     if workers > 1:
-        uvicorn.run(
-            config.app, factory=True, host=config.host, port=config.port, workers=workers,
-            loop="uvloop", http="httptools", access_log=False,
-        )  # fmt: skip
+        Multiprocess(config, sockets=sockets).run()
     else:
         # uvicorn re-raises the signal that stopped it once it has drained; a drained stop
         # on SIGTERM is a clean exit, so that re-raise ends the process with status 0.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=sockets)
     return 0

@@ -16,14 +16,21 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import uvicorn
+from pydantic import ValidationError
 
 from build_engines.cli import main as build_engines_main
 from gateway.accounts.service import AccountService
 from gateway.cli import run_in_session
 from gateway.db import migrate
 from gateway.inference.catalog import load_catalog, twin_catalog
-from gateway.server import uvicorn_config
-from gateway.settings import TritonSettings, get_settings
+from gateway.server import listening_sockets, uvicorn_config
+from gateway.settings import (
+    TritonSettings,
+    WeakAdminToken,
+    check_admin_token,
+    get_settings,
+    settings_problems,
+)
 from gateway.tokens.schemas import TokenCreated
 from gateway.tokens.service import TokenService
 from llm_contract.engines import ENGINE_SPECS
@@ -52,6 +59,12 @@ def up(host: str | None = None, port: int | None = None) -> int:
     except TritonLaunchError as error:
         logger.error("%s", error)
         return 1
+    except ValidationError as error:
+        logger.error("%s", settings_problems(error))
+        return 1
+    except WeakAdminToken as error:
+        logger.error("%s", error)
+        return 1
 
 
 def _up(host: str | None, port: int | None) -> int:
@@ -62,14 +75,17 @@ def _up(host: str | None, port: int | None) -> int:
     repository = settings.triton.model_repository
     triton = _triton_server(settings.triton)
     config = uvicorn_config(host, port)
+    check_admin_token(settings, config.host)
     triton.ensure_ports_free()
-    if not port_is_free(config.host, config.port):
-        logger.error(
-            "the gateway cannot listen on %s:%s: another server holds the port",
-            config.host,
-            config.port,
-        )
-        return 1
+    metrics_port = settings.server.metrics_port
+    for held in (config.port, metrics_port):
+        if held and not port_is_free(config.host, held):
+            logger.error(
+                "the gateway cannot listen on %s:%s: another server holds the port",
+                config.host,
+                held,
+            )
+            return 1
     if _twins_to_build(repository) and build_engines_main(
         ["--target", "cpu", "--precision", "all", "--output", str(repository)]
     ):
@@ -78,6 +94,7 @@ def _up(host: str | None, port: int | None) -> int:
     migrate.upgrade(settings.database.url)
     account_id, token = _demo_credentials()
 
+    sockets = listening_sockets(config, metrics_port)
     gateway = uvicorn.Server(config)
     gave_up: list[TritonGaveUp] = []
 
@@ -91,7 +108,9 @@ def _up(host: str | None, port: int | None) -> int:
         base_url = f"http://{config.host}:{config.port}"
         print(
             f"\ntritonserver ready (pid {triton.pid}, log: {triton.log_path}); "
-            f"gateway on {base_url}\n"
+            f"gateway on {base_url}"
+            + (f" (metrics: http://{config.host}:{metrics_port}/metrics)" if metrics_port else "")
+            + "\n"
             "Stream tokens with:\n\n"
             f"  curl -N {base_url}/client/v4/accounts/{account_id}/ai/run/{model} \\\n"
             f"    -H 'Authorization: Bearer {token.token}' -H 'Content-Type: application/json' \\\n"
@@ -100,7 +119,7 @@ def _up(host: str | None, port: int | None) -> int:
             f"or open {base_url}/playground in a browser and paste the token.\n",
             flush=True,
         )
-        gateway.run()
+        gateway.run(sockets=sockets)
     if gave_up:
         raise gave_up[0]
     return 0

@@ -201,7 +201,7 @@ def twin_metric(triton: TritonServer, name: str, **labels: str) -> float:
 
 def gateway_metric(gateway: GatewayProcess, name: str, **labels: str) -> float:
     """The sum of `name`'s samples on the gateway's `/metrics` that carry `labels`."""
-    return _metric_sum(f"{gateway.base_url}/metrics", name, labels)
+    return _metric_sum(gateway.metrics_url, name, labels)
 
 
 def _metric_sum(url: str, name: str, labels: dict[str, str]) -> float:

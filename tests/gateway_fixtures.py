@@ -37,6 +37,11 @@ class GatewayProcess:
     log_path: Path
 
     @property
+    def metrics_url(self) -> str:
+        """`/metrics`, served on its own port (`GATEWAY_METRICS_PORT`)."""
+        return f"http://127.0.0.1:{self.env['GATEWAY_METRICS_PORT']}/metrics"
+
+    @property
     def admin_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -100,6 +105,10 @@ def start_gateway(
         **os.environ,
         "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
         "GATEWAY_USAGE_JOURNAL_DIR": str(log_path.parent / "usage-journal"),
+        "GATEWAY_METRICS_PORT": str(free_port()),
+        # The suites send many bad tokens from one address on purpose: counted, not throttled
+        # (tests/e2e/test_auth_failures.py turns the throttle on).
+        "GATEWAY_AUTH_FAILURES_PER_MINUTE": "0",
         **env,
     }
     with log_path.open("wb") as log:

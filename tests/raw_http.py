@@ -20,9 +20,11 @@ def raw_request(
 ) -> httpx.Response:
     """The request target sent byte for byte (an HTTP client would normalize `..` and refuse
     control characters), the reply parsed by `http.client`. A Content-Length is added for a
-    body."""
+    body, and the gateway's address as `Host` unless `headers` name one."""
     host, port = gateway.base_url.removeprefix("http://").split(":")
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Connection: close"]
+    lines = [f"{method} {target} HTTP/1.1", "Connection: close"]
+    if "Host" not in headers:
+        lines.append(f"Host: {host}")
     lines += [f"{name}: {value}" for name, value in headers.items()]
     if body:
         lines.append(f"Content-Length: {len(body)}")

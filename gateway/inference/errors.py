@@ -21,6 +21,7 @@ RUN_ERRORS = {
     403: "The token belongs to another account",
     404: "No such model",
     413: "Request body too large",
+    415: "The body's Content-Type is not JSON",
     429: "A rate limit, the concurrency limit or the monthly token quota is reached",
     502: "The model backend failed the request",
     503: "The model backend is unavailable, or usage cannot be recorded right now",
@@ -39,11 +40,17 @@ def invalid_input(message: str, param: str | None = None) -> ApiError:
     return ApiError(400, BAD_INPUT, f"Bad input: {message}", param=param)
 
 
+SHOWN_NAME_CHARS = 200
+
+
 def unknown_model(name: str) -> ApiError:
+    """The name is the client's own text: shown escaped (`repr`) and cut, so that a log or a
+    terminal that prints the message shows it as data, never as control sequences."""
+    shown = repr(name[:SHOWN_NAME_CHARS]) + ("…" if len(name) > SHOWN_NAME_CHARS else "")
     return ApiError(
         404,
         INVALID_MODEL,
-        f"No such model: '{name}'; GET …/ai/models/search (or …/ai/v1/models) lists them",
+        f"No such model: {shown}; GET …/ai/models/search (or …/ai/v1/models) lists them",
         param="model",
     )
 

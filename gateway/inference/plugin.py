@@ -14,7 +14,7 @@ from litestar.plugins import InitPluginProtocol
 from gateway.inference.catalog import load_catalog
 from gateway.inference.routes import InferenceController
 from gateway.inference.run import provide_runs
-from gateway.inference.service import InferenceService
+from gateway.inference.service import InferenceService, InputBounds
 from gateway.inference.streaming import StreamSettings
 from gateway.inference.triton import TritonGenerator
 from gateway.metrics.registry import GatewayMetrics
@@ -30,8 +30,10 @@ class InferencePlugin(InitPluginProtocol):
         model_repository: Path,
         stream_settings: StreamSettings,
         metrics: GatewayMetrics,
+        input_bounds: InputBounds,
     ) -> None:
         self._metrics = metrics
+        self._input_bounds = input_bounds
         self._triton_grpc_url = triton_grpc_url
         self._catalog_file = catalog_file
         self._model_repository = model_repository
@@ -53,7 +55,7 @@ class InferencePlugin(InitPluginProtocol):
         catalog = load_catalog(self._catalog_file, self._model_repository)
         self._metrics.know_models([entry.name for entry in catalog])
         generator = TritonGenerator(self._triton_grpc_url)
-        self._service = InferenceService.from_catalog(catalog, generator)
+        self._service = InferenceService.from_catalog(catalog, generator, self._input_bounds)
         try:
             yield
         finally:

@@ -30,6 +30,22 @@ ON_LOOP_CHARS = 1000
 """Prompts up to this many characters are tokenized on the event loop: that takes about as
 long as the hop to a thread and back (~0.3 ms each, measured: see the README); longer ones
 are tokenized in a thread, where the tokenizer releases the GIL, so other requests go on."""
+ON_LOOP_MESSAGES = 16
+"""Conversations of up to this many messages (and `ON_LOOP_CHARS`) are rendered on the loop
+(~0.1 ms); a longer one costs ~3.4 µs a message in Jinja, so it is rendered in a thread."""
+RENDER_TIME_LIMIT_SECONDS = 2.0
+"""A chat template that takes longer than this on one request's messages is refused (400):
+within the bounds on messages and characters a render takes milliseconds, so only a
+pathological template and input reach it."""
+
+
+@dataclass(frozen=True)
+class InputBounds:
+    """What one request may ask the gateway to render and tokenize, checked before any of it:
+    a 1 MB body of empty messages otherwise costs ~115 ms of template rendering."""
+
+    max_messages: int = 2048
+    max_characters: int = 262_144
 
 
 @dataclass(frozen=True)
@@ -79,8 +95,10 @@ class InferenceService:
         catalog: ModelCatalog,
         tokenizers: dict[str, ModelTokenizer],
         generator: TritonGenerator,
+        bounds: InputBounds = InputBounds(),
     ) -> None:
         self.catalog = catalog
+        self.bounds = bounds
         self.loaded_at = int(time.time())
         """When the catalog was loaded: OpenAI's `created` of each model."""
         self._tokenizers = tokenizers
@@ -89,11 +107,16 @@ class InferenceService:
         """Each long prompt keeps a core busy while it is tokenized: one core stays the loop's."""
 
     @classmethod
-    def from_catalog(cls, catalog: ModelCatalog, generator: TritonGenerator) -> InferenceService:
+    def from_catalog(
+        cls,
+        catalog: ModelCatalog,
+        generator: TritonGenerator,
+        bounds: InputBounds = InputBounds(),
+    ) -> InferenceService:
         """Load every model's tokenizer once, at start-up, never per request."""
         catalog.check_tokenizers()
         tokenizers = {entry.name: _load_tokenizer(entry) for entry in catalog}
-        return cls(catalog, tokenizers, generator)
+        return cls(catalog, tokenizers, generator, bounds)
 
     def known(self, model_name: str) -> bool:
         return self.catalog.get(model_name) is not None
@@ -104,7 +127,8 @@ class InferenceService:
         if entry is None:
             raise unknown_model(request.model)
         tokenizer = self._tokenizers[entry.name]
-        prompt = _prompt(tokenizer, request)
+        self._check_bounds(request)
+        prompt = await self._prompt(tokenizer, request)
         at_least = tokenizer.min_tokens(prompt)
         if at_least > entry.max_input_tokens:
             raise context_length_exceeded(at_least, entry.max_input_tokens, at_least=True)
@@ -117,6 +141,40 @@ class InferenceService:
         elif params.max_tokens > entry.max_output_tokens:
             raise max_tokens_exceeded(params.max_tokens, entry.max_output_tokens)
         return Generation(entry, tokenizer, input_ids, params, self._generator, request_id)
+
+    def _check_bounds(self, request: RunRequest) -> None:
+        bounds = self.bounds
+        if request.messages is not None and len(request.messages) > bounds.max_messages:
+            raise invalid_input(
+                f"{len(request.messages)} messages, over the limit of {bounds.max_messages} "
+                "per request",
+                param="messages",
+            )
+        characters = _characters(request)
+        if characters > bounds.max_characters:
+            field = "prompt" if request.raw_prompt is not None else "messages"
+            raise invalid_input(
+                f"{characters} characters of input, over the limit of {bounds.max_characters} "
+                "per request",
+                param=field,
+            )
+
+    async def _prompt(self, tokenizer: ModelTokenizer, request: RunRequest) -> Prompt:
+        """Rendered on the loop when it is small, else in a thread and within a time limit."""
+        messages = request.messages or ()
+        if len(messages) <= ON_LOOP_MESSAGES and _characters(request) <= ON_LOOP_CHARS:
+            return _prompt(tokenizer, request)
+        try:
+            with anyio.fail_after(RENDER_TIME_LIMIT_SECONDS):
+                return await anyio.to_thread.run_sync(
+                    _prompt, tokenizer, request, limiter=self._tokenizing, abandon_on_cancel=True
+                )
+        except TimeoutError:
+            raise invalid_input(
+                f"the model's chat template took over {RENDER_TIME_LIMIT_SECONDS:g} s on these "
+                "messages",
+                param="messages",
+            ) from None
 
     async def _encode(self, tokenizer: ModelTokenizer, prompt: Prompt) -> list[int]:
         if prompt.text_length <= ON_LOOP_CHARS:
@@ -153,6 +211,12 @@ def _load_tokenizer(entry: CatalogEntry) -> ModelTokenizer:
             entry.name,
         )
     return tokenizer
+
+
+def _characters(request: RunRequest) -> int:
+    if request.raw_prompt is not None:
+        return len(request.raw_prompt)
+    return sum(len(message.role) + len(message.content) for message in request.messages or ())
 
 
 def _prompt(tokenizer: ModelTokenizer, request: RunRequest) -> Prompt:

@@ -17,6 +17,16 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 TOKEN_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 LIMITS = ("requests_per_minute", "tokens_per_minute", "concurrent_streams", "monthly_quota")
 FLUSH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+AUTH_FAILURE_REASONS = (
+    "missing",
+    "malformed",
+    "invalid",
+    "revoked",
+    "expired",
+    "other_account",
+    "admin_token",
+    "throttled",
+)
 
 
 class GatewayMetrics:
@@ -92,6 +102,15 @@ class GatewayMetrics:
         )
         for limit in LIMITS:
             self.rate_limit_rejections.labels(limit)
+        self.auth_failures = Counter(
+            "gateway_auth_failures",
+            "Refused authentications (account and admin API), by reason; `throttled`: refused "
+            "unchecked, the client address having failed too often",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in AUTH_FAILURE_REASONS:
+            self.auth_failures.labels(reason)
         self.usage_queue_depth = Gauge(
             "gateway_usage_queue_depth",
             "Finished usage records waiting to be written to the database",

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.admin import ADMIN_ERROR_RESPONSES
 from gateway.db.base import as_utc
 from gateway.envelope import Envelope, error_responses, ok
-from gateway.tokens.auth import Caller, TokenVerifier, provide_token_caller
+from gateway.tokens.auth import Caller, provide_token_caller
+from gateway.tokens.revocations import RevocationChannel
 from gateway.tokens.schemas import TokenCreate, TokenCreated, TokenRead, TokenVerification
 from gateway.tokens.service import TokenService
 
@@ -37,10 +38,11 @@ class TokenAdminController(Controller):
         account_id: str,
         token_id: str,
         db_session: AsyncSession,
-        token_verifier: TokenVerifier,
+        revocations: RevocationChannel,
     ) -> None:
         await TokenService(db_session).revoke(account_id, token_id)
-        token_verifier.forget(token_id)
+        await db_session.commit()  # before it is announced: a lookup now reads it revoked
+        await revocations.announce(token_id)
 
 
 async def _verification(caller: Caller, session: AsyncSession) -> TokenVerification:

@@ -217,7 +217,8 @@ def test_the_admin_api_answers_its_own_origin_and_tools_that_send_none(
 def test_pages_outside_the_account_api_send_no_cors_headers(
     cors_gateway: GatewayProcess, web_apps: WebApps, path: str
 ) -> None:
-    reply = httpx.get(cors_gateway.base_url + path, headers={"Origin": web_apps.allowed})
+    url = cors_gateway.metrics_url if path == "/metrics" else cors_gateway.base_url + path
+    reply = httpx.get(url, headers={"Origin": web_apps.allowed})
 
     assert reply.status_code == 200
     assert "access-control-allow-origin" not in reply.headers

@@ -111,7 +111,7 @@ def test_hostile_model_names_are_refused_as_unknown_models_as_sent(
         {**bearer(token), "Content-Type": "application/json"},
         b'{"prompt": "a"}',
     )
-    assert_error(reply, 404, INVALID_MODEL, f"No such model: '{unquote(model)}'")
+    assert_error(reply, 404, INVALID_MODEL, f"No such model: {unquote(model)!r}")
     assert "set-cookie" not in reply.headers
 
 
@@ -171,7 +171,11 @@ def gateway_without_triton(
 ) -> Iterator[GatewayProcess]:
     """The same database, a Triton address where nothing listens."""
     process = start_gateway(
-        {**gateway.env, "TRITON_GRPC_URL": f"127.0.0.1:{free_port()}"},
+        {
+            **gateway.env,
+            "TRITON_GRPC_URL": f"127.0.0.1:{free_port()}",
+            "GATEWAY_METRICS_PORT": str(free_port()),
+        },
         tmp_path_factory.mktemp("gw-no-triton") / "gateway.log",
     )
     yield process

@@ -91,7 +91,7 @@ def real_series(
         account = new_account(gateway)
         run(gateway, account, {"prompt": "hi", "max_tokens": 4})
         run(gateway, account, {"prompt": "hi", "max_tokens": 4, "stream": True})
-        gateway_text = httpx.get(f"{gateway.base_url}/metrics", timeout=10).text
+        gateway_text = httpx.get(gateway.metrics_url, timeout=10).text
     finally:
         gateway.stop()
     with urllib.request.urlopen(triton.metrics_url) as reply:  # noqa: S310 (http only)

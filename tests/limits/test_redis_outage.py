@@ -99,7 +99,7 @@ def readyz(gateway: GatewayProcess) -> httpx.Response:
 
 
 def store_unavailable(gateway: GatewayProcess, outcome: str) -> float:
-    text = httpx.get(f"{gateway.base_url}/metrics", timeout=5).text
+    text = httpx.get(gateway.metrics_url, timeout=5).text
     return sum(
         sample.value
         for family in text_string_to_metric_families(text)

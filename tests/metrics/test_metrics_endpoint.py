@@ -33,7 +33,7 @@ GATEWAY_METRICS = {
 
 
 def scrape(gateway: GatewayProcess) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    reply = httpx.get(f"{gateway.base_url}/metrics", timeout=5)
+    reply = httpx.get(gateway.metrics_url, timeout=5)
     assert reply.headers["content-type"].startswith("text/plain")
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value

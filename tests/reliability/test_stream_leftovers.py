@@ -89,7 +89,7 @@ def open_fds(pid: int) -> list[str]:
 def state(gateway: GatewayProcess) -> ProcessState:
     """The loop's tasks and timers as the gateway reports them, and its open fds from /proc
     (read after the scrape's connection is closed)."""
-    text = httpx.get(f"{gateway.base_url}/metrics", timeout=10).text
+    text = httpx.get(gateway.metrics_url, timeout=10).text
     samples = {
         sample.name: sample.value
         for family in text_string_to_metric_families(text)

@@ -129,7 +129,7 @@ def test_records_of_a_database_outage_are_written_when_it_returns(
 
 
 def gateway_metric(gateway: GatewayProcess, name: str) -> float:
-    text = httpx.get(f"{gateway.base_url}/metrics", timeout=5).text
+    text = httpx.get(gateway.metrics_url, timeout=5).text
     return sum(
         sample.value
         for family in text_string_to_metric_families(text)
