@@ -38,7 +38,7 @@ USER 10001
 ENV GATEWAY_HOST=0.0.0.0 \
     GATEWAY_PORT=8080 \
     GATEWAY_USAGE_JOURNAL_DIR=/var/lib/llm-gateway/usage-journal
-EXPOSE 8080
+EXPOSE 8080 9464
 HEALTHCHECK --interval=10s --timeout=3s CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
 ENTRYPOINT ["gateway"]
 CMD ["serve"]

@@ -5,10 +5,10 @@ rate while another runs short requests and a probe polls `/healthz`.
     python -m bench.noisy_neighbour --seconds 5     # shorter phases
 
 The attacker cycles through the costliest bodies the gateway accepts to read: 1 MiB of empty
-messages taking turns, as the Llama-2 template demands (refused by count), the most messages and characters allowed in a conversation
-(rendered, tokenized, then refused for the context length) and the most characters allowed
-spelling special tokens (each swapped out before rendering). Targets: `/healthz` p99 ≤ 50 ms
-and the other tenant's median short run ≤ 1.5x its idle median.
+messages taking turns, as the Llama-2 template demands (refused by count); the most messages
+and characters allowed in a conversation (rendered, then refused by its length); the most
+characters allowed, spelling special tokens (each swapped out before rendering). Targets:
+`/healthz` p99 ≤ 50 ms and the other tenant's median short run ≤ 1.5x its idle median.
 """
 
 from __future__ import annotations
