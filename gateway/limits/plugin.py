@@ -9,10 +9,6 @@ from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.db.engine import DatabasePlugin
 from gateway.health.routes import ReadinessCheck
@@ -20,18 +16,8 @@ from gateway.limits.metrics import LimitStoreMetrics
 from gateway.limits.service import LimitsService
 from gateway.limits.store import LimitStore, MemoryLimitStore, RedisLimitStore
 from gateway.metrics.registry import GatewayMetrics
+from gateway.redis_client import redis_client
 from gateway.settings import LimitSettings, RedisSettings
-
-
-def redis_client(url: str, settings: RedisSettings) -> Redis:
-    """Bounded waits everywhere: redis-py's defaults have no timeouts and retry ten times."""
-    return Redis.from_url(
-        url,
-        socket_connect_timeout=settings.connect_timeout_seconds,
-        socket_timeout=settings.socket_timeout_seconds,
-        health_check_interval=settings.health_check_interval_seconds,
-        retry=Retry(NoBackoff(), settings.retries, supported_errors=(RedisConnectionError,)),
-    )
 
 
 class LimitsPlugin(InitPluginProtocol):

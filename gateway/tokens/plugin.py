@@ -12,8 +12,8 @@ from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
-from gateway.limits.plugin import redis_client
 from gateway.metrics.registry import GatewayMetrics
+from gateway.redis_client import redis_client
 from gateway.settings import RedisSettings, SecuritySettings
 from gateway.tokens.auth import TokenVerifier
 from gateway.tokens.revocations import RevocationChannel

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.limits.plugin import redis_client
 from gateway.limits.store import (
     MUST_EXIST,
     Budget,
@@ -21,6 +20,7 @@ from gateway.limits.store import (
     Settlement,
     StoreUnavailable,
 )
+from gateway.redis_client import redis_client
 from gateway.settings import RedisSettings
 from tests.limits.redis_server import RedisServer
 
