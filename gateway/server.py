@@ -37,7 +37,11 @@ def listening_sockets(config: uvicorn.Config, metrics_port: int) -> list[socket.
     """The API's socket, and the metrics port's on the same host unless it is 0."""
     sockets = [config.bind_socket()]
     if metrics_port:
-        metrics = uvicorn.Config(config.app, host=config.host, port=metrics_port)
+        # A Config applies its logging when made: without these it would turn the access
+        # log back on.
+        metrics = uvicorn.Config(
+            config.app, host=config.host, port=metrics_port, log_config=None, access_log=False
+        )
         sockets.append(metrics.bind_socket())
     return sockets
 

@@ -170,7 +170,10 @@ def test_the_account_apis_errors_reach_an_allowed_page_with_the_exposed_headers(
     cors_gateway: GatewayProcess, web_apps: WebApps, method: str, path: str, status: int
 ) -> None:
     reply = httpx.request(
-        method, cors_gateway.base_url + path, headers={"Origin": web_apps.allowed}
+        method,
+        cors_gateway.base_url + path,
+        headers={"Origin": web_apps.allowed},
+        json={} if method == "POST" else None,
     )
 
     assert reply.status_code == status

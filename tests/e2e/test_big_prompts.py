@@ -50,13 +50,15 @@ def big_gateway(
     cpu_model_repository: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[GatewayProcess]:
-    """A gateway with the default body limit, 1 MiB: room for a megabyte of prompt."""
+    """A gateway with the default body limit, 1 MiB: room for a megabyte of prompt, and no
+    character limit below it, so a prompt meets the length bound on tokens."""
     process = start_gateway(
         {
             "DATABASE_URL": database_factory("sqlite"),
             "TRITON_GRPC_URL": triton.grpc_url,
             "GATEWAY_MODEL_REPOSITORY": str(cpu_model_repository),
             "GATEWAY_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+            "GATEWAY_MAX_PROMPT_CHARACTERS": str(MAX_BODY_BYTES),
             "GATEWAY_LIMIT_REQUESTS_PER_MINUTE": "0",
             "GATEWAY_LIMIT_TOKENS_PER_MINUTE": "0",
         },

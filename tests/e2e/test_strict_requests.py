@@ -256,7 +256,7 @@ def test_a_schema_error_is_5006_whatever_the_url_says(
         ("temperature", 1e-320),
         ("frequency_penalty", -1e-320),
         ("presence_penalty", 5e-324),
-        ("top_p", 1e-40),
+        ("temperature", 1e-40),
     ],
     ids=["0 in float32", "-0 in float32", "the smallest double", "subnormal in float32"],
 )

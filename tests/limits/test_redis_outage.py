@@ -13,6 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.health.routes import READINESS_CACHE_SECONDS
 from local_runtime.triton_server import TritonServer
 from tests.accounting import RawStream, new_account, run, run_url, wait_for_records
 from tests.gateway_fixtures import DatabaseFactory, GatewayFactory, GatewayProcess
@@ -146,6 +147,7 @@ def test_readyz_names_redis_while_it_is_down(
 ) -> None:
     ready = readyz(gateway_on_redis)
     redis.kill()
+    time.sleep(READINESS_CACHE_SECONDS)  # the verdict is kept that long
     down = readyz(gateway_on_redis)
     assert ready.status_code == 200
     assert ready.json()["checks"]["redis"] is True

@@ -250,11 +250,11 @@ def test_an_encoded_crlf_in_the_bearer_token_is_401(
     assert "x-injected" not in reply.headers
 
 
-def test_a_request_line_over_the_servers_limit_is_400(gateway: GatewayProcess) -> None:
-    """uvicorn refuses it before the app sees it, so its answer is plain text, not the
-    envelope."""
+def test_a_request_line_over_the_head_limit_is_431(gateway: GatewayProcess) -> None:
+    """The connection refuses it before the app sees it (`gateway/http_protocol.py`)."""
     reply = raw_request(gateway, "GET", f"/admin/v1/accounts/{'a' * 200_000}", {})
-    assert reply.status_code == 400
+    assert reply.status_code == 431
+    assert reply.json()["errors"][0]["code"] == 5006
 
 
 # Path traversal

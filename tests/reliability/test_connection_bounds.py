@@ -8,24 +8,39 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.gateway_fixtures import GatewayFactory, GatewayProcess
+from local_runtime.triton_server import TritonServer
+from tests.gateway_fixtures import DatabaseFactory, GatewayProcess, start_gateway
 
 HEAD_LIMIT = 8 * 1024
 
 
-@pytest.fixture
-def bounded_gateway(gateway_factory: GatewayFactory) -> GatewayProcess:
-    return gateway_factory(
-        GATEWAY_MAX_HEADER_BYTES=str(HEAD_LIMIT),
-        GATEWAY_MAX_HEADER_COUNT="20",
-        GATEWAY_HEADER_TIMEOUT_SECONDS="1",
-        GATEWAY_BODY_TIMEOUT_SECONDS="1",
-        GATEWAY_MAX_CONNECTIONS="16",
+@pytest.fixture(scope="module")
+def bounded_gateway(
+    database_factory: DatabaseFactory,
+    triton: TritonServer,
+    cpu_model_repository: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GatewayProcess]:
+    gateway = start_gateway(
+        {
+            "DATABASE_URL": database_factory("sqlite"),
+            "TRITON_GRPC_URL": triton.grpc_url,
+            "GATEWAY_MODEL_REPOSITORY": str(cpu_model_repository),
+            "GATEWAY_MAX_HEADER_BYTES": str(HEAD_LIMIT),
+            "GATEWAY_MAX_HEADER_COUNT": "20",
+            "GATEWAY_HEADER_TIMEOUT_SECONDS": "1",
+            "GATEWAY_BODY_TIMEOUT_SECONDS": "1",
+            "GATEWAY_MAX_CONNECTIONS": "16",
+        },
+        tmp_path_factory.mktemp("bounded-gateway") / "gateway.log",
     )
+    yield gateway
+    gateway.stop()
 
 
 def connect(gateway: GatewayProcess) -> socket.socket:
@@ -132,8 +147,10 @@ def test_a_body_that_comes_too_slowly_gets_408(bounded_gateway: GatewayProcess) 
 
 @pytest.fixture
 def open_connections(bounded_gateway: GatewayProcess) -> Iterator[list[socket.socket]]:
+    """Every connection the gateway allows, idle (each closed within the header timeout)."""
     with ExitStack() as stack:
         yield [stack.enter_context(connect(bounded_gateway)) for _ in range(16)]
+    time.sleep(0.2)  # the gateway has seen them close
 
 
 def test_a_connection_beyond_the_limit_gets_503_with_retry_after_at_once(
