@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,11 @@ placeholders are restored into text pieces, after the split, never into control 
 class ChatTemplateError(ValueError):
     """The template refused these messages, or failed on them: the message is the client's
     answer (400), e.g. the template's own `raise_exception` text."""
+
+
+class ChatTemplateTimeout(ChatTemplateError):
+    """The render passed its deadline: stopped at the template's next output, so an abandoned
+    render does not go on using a core."""
 
 
 class InvalidChatTemplate(ValueError):
@@ -125,16 +131,19 @@ class ChatTemplate:
         add_generation_prompt=True)` gives it."""
         return self._render([{"role": m.role, "content": m.content} for m in messages])
 
-    def pieces(self, messages: Sequence[ChatMessage]) -> tuple[Piece, ...]:
+    def pieces(
+        self, messages: Sequence[ChatMessage], deadline: float | None = None
+    ) -> tuple[Piece, ...]:
         """The prompt as control ids and texts: the special tokens the template wrote become
-        ids, the ones inside messages stay text."""
+        ids, the ones inside messages stay text. Past `deadline` (`time.monotonic()`), the
+        render stops at the template's next output and `ChatTemplateTimeout` is raised."""
         placeholders: dict[str, str] = {}
         hide = self.special_tokens.hide
         hidden = [
             {"role": hide(m.role, placeholders), "content": hide(m.content, placeholders)}
             for m in messages
         ]
-        pieces = self.special_tokens.split(self._render(hidden))
+        pieces = self.special_tokens.split(self._render(hidden, deadline))
         if not pieces:
             raise ChatTemplateError(
                 "the model's chat template made an empty prompt of these messages"
@@ -150,15 +159,25 @@ class ChatTemplate:
             restore.sub(literal, piece) if isinstance(piece, str) else piece for piece in pieces
         )
 
-    def _render(self, messages: list[dict[str, str]]) -> str:
+    def _render(self, messages: list[dict[str, str]], deadline: float | None = None) -> str:
         try:
-            return self._template.render(
+            chunks = self._template.generate(
                 messages=messages,
                 tools=None,
                 documents=None,
                 add_generation_prompt=True,
                 **self.special_tokens.named,
             )
+            if deadline is None:
+                return "".join(chunks)
+            rendered = []
+            for chunk in chunks:
+                rendered.append(chunk)
+                if time.monotonic() > deadline:
+                    raise ChatTemplateTimeout(
+                        "the model's chat template took too long on these messages"
+                    )
+            return "".join(rendered)
         except ChatTemplateError:
             raise
         except Exception as error:

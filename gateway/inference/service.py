@@ -14,7 +14,12 @@ import anyio
 import anyio.to_thread
 
 from gateway.inference.catalog import CatalogEntry, CatalogError, ModelCatalog
-from gateway.inference.chat_template import ChatMessage, ChatTemplateError, InvalidChatTemplate
+from gateway.inference.chat_template import (
+    ChatMessage,
+    ChatTemplateError,
+    ChatTemplateTimeout,
+    InvalidChatTemplate,
+)
 from gateway.inference.errors import (
     context_length_exceeded,
     invalid_input,
@@ -34,9 +39,10 @@ ON_LOOP_MESSAGES = 16
 """Conversations of up to this many messages (and `ON_LOOP_CHARS`) are rendered on the loop
 (~0.1 ms); a longer one costs ~3.4 µs a message in Jinja, so it is rendered in a thread."""
 RENDER_TIME_LIMIT_SECONDS = 2.0
-"""A chat template that takes longer than this on one request's messages is refused (400):
-within the bounds on messages and characters a render takes milliseconds, so only a
-pathological template and input reach it."""
+"""A chat template that takes longer than this on one request's messages is refused (400),
+and stops at its next output: within the bounds on messages and characters a render takes
+milliseconds, so only a pathological template and input reach it. One that writes nothing
+for longer is answered at the limit all the same, and its thread finishes on its own."""
 
 
 @dataclass(frozen=True)
@@ -164,12 +170,18 @@ class InferenceService:
         messages = request.messages or ()
         if len(messages) <= ON_LOOP_MESSAGES and _characters(request) <= ON_LOOP_CHARS:
             return _prompt(tokenizer, request)
+        deadline = time.monotonic() + RENDER_TIME_LIMIT_SECONDS
         try:
             with anyio.fail_after(RENDER_TIME_LIMIT_SECONDS):
                 return await anyio.to_thread.run_sync(
-                    _prompt, tokenizer, request, limiter=self._tokenizing, abandon_on_cancel=True
+                    _prompt,
+                    tokenizer,
+                    request,
+                    deadline,
+                    limiter=self._tokenizing,
+                    abandon_on_cancel=True,
                 )
-        except TimeoutError:
+        except (TimeoutError, ChatTemplateTimeout):
             raise invalid_input(
                 f"the model's chat template took over {RENDER_TIME_LIMIT_SECONDS:g} s on these "
                 "messages",
@@ -219,11 +231,15 @@ def _characters(request: RunRequest) -> int:
     return sum(len(message.role) + len(message.content) for message in request.messages or ())
 
 
-def _prompt(tokenizer: ModelTokenizer, request: RunRequest) -> Prompt:
+def _prompt(
+    tokenizer: ModelTokenizer, request: RunRequest, deadline: float | None = None
+) -> Prompt:
     if request.raw_prompt is not None:
         return tokenizer.raw_prompt(request.raw_prompt)
     assert request.messages is not None
     try:
-        return tokenizer.chat_prompt(request.messages)
+        return tokenizer.chat_prompt(request.messages, deadline)
+    except ChatTemplateTimeout:
+        raise
     except ChatTemplateError as error:
         raise invalid_input(str(error)) from error

@@ -157,14 +157,14 @@ class ModelTokenizer:
             return Prompt((self.bos_id, text))
         return Prompt((text,))
 
-    def chat_prompt(self, messages: Sequence[ChatMessage]) -> Prompt:
+    def chat_prompt(self, messages: Sequence[ChatMessage], deadline: float | None = None) -> Prompt:
         """The messages in the model's chat template, ready for the assistant's turn.
 
-        `ChatTemplateError` (the client's fault, 400) if the model has no template or its
-        template refuses the messages."""
+        `ChatTemplateError` (the client's fault, 400) if the model has no template, its
+        template refuses the messages, or it is still rendering at `deadline`."""
         if self.chat_template is None:
             raise ChatTemplateError(NO_CHAT_TEMPLATE)
-        return Prompt(self.chat_template.pieces(messages))
+        return Prompt(self.chat_template.pieces(messages, deadline))
 
     def min_tokens(self, prompt: Prompt) -> int:
         """Tokens the prompt has at least, without tokenizing it (see `token_bound`)."""

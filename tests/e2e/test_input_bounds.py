@@ -4,6 +4,7 @@ a long render happens off the event loop, within a time limit."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -135,3 +136,21 @@ def test_a_render_over_the_time_limit_is_refused_while_the_gateway_serves_others
     assert replies[0].status_code == 400
     assert "chat template took over 2 s" in replies[0].text
     assert max(health_seconds) < 0.5
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_render_over_the_time_limit_stops_instead_of_running_on(
+    bounded_gateway: GatewayProcess, run_url: tuple[str, dict[str, str]]
+) -> None:
+    """Its 30 messages take ~4.5 s: refused at 2 s, the render must not use a core after."""
+    reply = run(run_url, SLOW_MODEL, {"messages": messages(30)})
+    used_before = cpu_seconds(bounded_gateway.process.pid)
+    time.sleep(1.0)
+    used = cpu_seconds(bounded_gateway.process.pid) - used_before
+
+    assert reply.status_code == 400
+    assert used < 0.5
