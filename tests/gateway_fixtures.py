@@ -307,6 +307,10 @@ class GatewayFactory:
         self.started.append(process)
         return process
 
+    def stop_all(self) -> None:
+        for process in self.started:
+            process.stop()
+
 
 @pytest.fixture
 def gateway_factory(
@@ -317,5 +321,18 @@ def gateway_factory(
 ) -> Iterator[GatewayFactory]:
     factory = GatewayFactory(database_factory, triton, cpu_model_repository, tmp_path)
     yield factory
-    for process in factory.started:
-        process.stop()
+    factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_gateway_factory(
+    database_factory: DatabaseFactory,
+    triton: TritonServer,
+    cpu_model_repository: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GatewayFactory]:
+    """`gateway_factory` for gateways that a module's tests share (one start, not one each)."""
+    directory = tmp_path_factory.mktemp("module-gateways")
+    factory = GatewayFactory(database_factory, triton, cpu_model_repository, directory)
+    yield factory
+    factory.stop_all()

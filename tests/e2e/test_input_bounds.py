@@ -7,14 +7,12 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from local_runtime.triton_server import TritonServer
-from tests.gateway_fixtures import DatabaseFactory, GatewayProcess, start_gateway
+from tests.gateway_fixtures import GatewayFactory, GatewayProcess
 
 SLOW_MODEL = "@test/slow-template"
 SLOW_TEMPLATE = (
@@ -26,11 +24,10 @@ SLOW_TEMPLATE = (
 
 @pytest.fixture(scope="module")
 def bounded_gateway(
-    database_factory: DatabaseFactory,
-    triton: TritonServer,
+    module_gateway_factory: GatewayFactory,
     cpu_model_repository: Path,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayProcess]:
+) -> GatewayProcess:
     tokenizer = cpu_model_repository / "llama2_7b_chat_int8_tensorrt_llm" / "tokenizer"
     entries = [
         {
@@ -42,18 +39,11 @@ def bounded_gateway(
     ]  # fmt: skip
     catalog = tmp_path_factory.mktemp("catalog") / "catalog.json"
     catalog.write_text(json.dumps({"models": entries}))
-    gateway = start_gateway(
-        {
-            "DATABASE_URL": database_factory("sqlite"),
-            "TRITON_GRPC_URL": triton.grpc_url,
-            "GATEWAY_CATALOG_FILE": str(catalog),
-            "GATEWAY_MAX_MESSAGES": "40",
-            "GATEWAY_MAX_PROMPT_CHARACTERS": "10000",
-        },
-        catalog.parent / "gateway.log",
+    return module_gateway_factory(
+        GATEWAY_CATALOG_FILE=str(catalog),
+        GATEWAY_MAX_MESSAGES="40",
+        GATEWAY_MAX_PROMPT_CHARACTERS="10000",
     )
-    yield gateway
-    gateway.stop()
 
 
 @pytest.fixture(scope="module")

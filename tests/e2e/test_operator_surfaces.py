@@ -3,15 +3,11 @@ on the gateway's own names and origin, and a throttle on guessing tokens."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
 
-from local_runtime.triton_server import TritonServer
 from tests.accounting import gateway_metric
-from tests.gateway_fixtures import DatabaseFactory, GatewayFactory, GatewayProcess, start_gateway
+from tests.gateway_fixtures import GatewayFactory, GatewayProcess
 from tests.raw_http import raw_request
 
 pytestmark = pytest.mark.triton
@@ -141,24 +137,9 @@ def test_failed_authentications_are_counted_by_reason(gateway: GatewayProcess) -
 
 
 @pytest.fixture(scope="module")
-def throttled_gateway(
-    database_factory: DatabaseFactory,
-    triton: TritonServer,
-    cpu_model_repository: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayProcess]:
+def throttled_gateway(module_gateway_factory: GatewayFactory) -> GatewayProcess:
     """Each test fails from addresses of its own."""
-    gateway = start_gateway(
-        {
-            "DATABASE_URL": database_factory("sqlite"),
-            "TRITON_GRPC_URL": triton.grpc_url,
-            "GATEWAY_MODEL_REPOSITORY": str(cpu_model_repository),
-            "GATEWAY_AUTH_FAILURES_PER_MINUTE": "5",
-        },
-        tmp_path_factory.mktemp("throttled-gateway") / "gateway.log",
-    )
-    yield gateway
-    gateway.stop()
+    return module_gateway_factory(GATEWAY_AUTH_FAILURES_PER_MINUTE="5")
 
 
 def guess(

@@ -8,39 +8,24 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from pathlib import Path
 
 import httpx
 import pytest
 
-from local_runtime.triton_server import TritonServer
-from tests.gateway_fixtures import DatabaseFactory, GatewayProcess, start_gateway
+from tests.gateway_fixtures import GatewayFactory, GatewayProcess
 
 HEAD_LIMIT = 8 * 1024
 
 
 @pytest.fixture(scope="module")
-def bounded_gateway(
-    database_factory: DatabaseFactory,
-    triton: TritonServer,
-    cpu_model_repository: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayProcess]:
-    gateway = start_gateway(
-        {
-            "DATABASE_URL": database_factory("sqlite"),
-            "TRITON_GRPC_URL": triton.grpc_url,
-            "GATEWAY_MODEL_REPOSITORY": str(cpu_model_repository),
-            "GATEWAY_MAX_HEADER_BYTES": str(HEAD_LIMIT),
-            "GATEWAY_MAX_HEADER_COUNT": "20",
-            "GATEWAY_HEADER_TIMEOUT_SECONDS": "1",
-            "GATEWAY_BODY_TIMEOUT_SECONDS": "1",
-            "GATEWAY_MAX_CONNECTIONS": "16",
-        },
-        tmp_path_factory.mktemp("bounded-gateway") / "gateway.log",
+def bounded_gateway(module_gateway_factory: GatewayFactory) -> GatewayProcess:
+    return module_gateway_factory(
+        GATEWAY_MAX_HEADER_BYTES=str(HEAD_LIMIT),
+        GATEWAY_MAX_HEADER_COUNT="20",
+        GATEWAY_HEADER_TIMEOUT_SECONDS="1",
+        GATEWAY_BODY_TIMEOUT_SECONDS="1",
+        GATEWAY_MAX_CONNECTIONS="16",
     )
-    yield gateway
-    gateway.stop()
 
 
 def connect(gateway: GatewayProcess) -> socket.socket:
