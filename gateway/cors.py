@@ -70,8 +70,12 @@ _SLASHES = re.compile("/{2,}")
 
 
 def normalised_path(scope: Scope) -> str:
-    """The path as routing sees it: runs of slashes as one, `.` and `..` resolved."""
-    return posixpath.normpath(_SLASHES.sub("/", scope["path"] or "/"))
+    """The path as routing sees it: runs of slashes as one, `.` and `..` resolved, no
+    trailing slash (worked out only for a path that needs it: every request asks)."""
+    path: str = scope["path"] or "/"
+    if "//" not in path and "/." not in path and (path == "/" or not path.endswith("/")):
+        return path
+    return posixpath.normpath(_SLASHES.sub("/", path))
 
 
 def _is_own_origin(origin: str, scope: HTTPScope) -> bool:

@@ -133,8 +133,8 @@ class InferenceService:
         if entry is None:
             raise unknown_model(request.model)
         tokenizer = self._tokenizers[entry.name]
-        self._check_bounds(request)
-        prompt = await self._prompt(tokenizer, request)
+        characters = self._checked_characters(request)
+        prompt = await self._prompt(tokenizer, request, characters)
         at_least = tokenizer.min_tokens(prompt)
         if at_least > entry.max_input_tokens:
             raise context_length_exceeded(at_least, entry.max_input_tokens, at_least=True)
@@ -148,7 +148,8 @@ class InferenceService:
             raise max_tokens_exceeded(params.max_tokens, entry.max_output_tokens)
         return Generation(entry, tokenizer, input_ids, params, self._generator, request_id)
 
-    def _check_bounds(self, request: RunRequest) -> None:
+    def _checked_characters(self, request: RunRequest) -> int:
+        """The request's characters, once it is within the bounds on messages and them."""
         bounds = self.bounds
         if request.messages is not None and len(request.messages) > bounds.max_messages:
             raise invalid_input(
@@ -164,11 +165,14 @@ class InferenceService:
                 "per request",
                 param=field,
             )
+        return characters
 
-    async def _prompt(self, tokenizer: ModelTokenizer, request: RunRequest) -> Prompt:
+    async def _prompt(
+        self, tokenizer: ModelTokenizer, request: RunRequest, characters: int
+    ) -> Prompt:
         """Rendered on the loop when it is small, else in a thread and within a time limit."""
         messages = request.messages or ()
-        if len(messages) <= ON_LOOP_MESSAGES and _characters(request) <= ON_LOOP_CHARS:
+        if len(messages) <= ON_LOOP_MESSAGES and characters <= ON_LOOP_CHARS:
             return _prompt(tokenizer, request)
         deadline = time.monotonic() + RENDER_TIME_LIMIT_SECONDS
         try:
