@@ -260,6 +260,26 @@ def smollm2_gateway(
     process.stop()
 
 
+@pytest.fixture(scope="module")
+def gateway_without_backend(
+    database_factory: DatabaseFactory,
+    cpu_model_repository: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GatewayProcess]:
+    """A module's gateway with nothing listening at its Triton address: for what it answers
+    before a run would reach the backend (no Triton is started for it)."""
+    process = start_gateway(
+        {
+            "DATABASE_URL": database_factory("sqlite"),
+            "TRITON_GRPC_URL": f"127.0.0.1:{free_port()}",
+            "GATEWAY_MODEL_REPOSITORY": str(cpu_model_repository),
+        },
+        tmp_path_factory.mktemp("gateway-without-backend") / "gateway.log",
+    )
+    yield process
+    process.stop()
+
+
 @pytest.fixture(scope="session")
 def account(gateway: GatewayProcess) -> tuple[str, str]:
     """(account id, API token) of a fresh account on this gateway."""

@@ -5,38 +5,15 @@ the gateway's own stylesheet in and no script at all."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 from playwright.sync_api import ConsoleMessage, Locator, Page, Route, expect
 
-from local_runtime.ports import free_port
-from tests.gateway_fixtures import DatabaseFactory, GatewayProcess, start_gateway
+from tests.gateway_fixtures import GatewayProcess
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 URL = re.compile(rb"""(?:https?:)?//[^\s"'<>()]+""")
-
-
-@pytest.fixture(scope="module")
-def schema_gateway(
-    database_factory: DatabaseFactory,
-    cpu_model_repository: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayProcess]:
-    """A gateway with no Triton: the schema needs none."""
-    process = start_gateway(
-        {
-            "DATABASE_URL": database_factory("sqlite"),
-            "TRITON_GRPC_URL": f"127.0.0.1:{free_port()}",
-            "GATEWAY_MODEL_REPOSITORY": str(cpu_model_repository),
-        },
-        tmp_path_factory.mktemp("schema-gateway") / "gateway.log",
-    )
-    yield process
-    process.stop()
 
 
 def operation(page: Page, path: str) -> Locator:
@@ -45,7 +22,7 @@ def operation(page: Page, path: str) -> Locator:
 
 
 def test_the_schema_page_shows_the_operations_with_every_other_host_blocked(
-    page: Page, schema_gateway: GatewayProcess
+    page: Page, gateway_without_backend: GatewayProcess
 ) -> None:
     blocked: list[str] = []
     refused: list[str] = []
@@ -63,7 +40,7 @@ def test_the_schema_page_shows_the_operations_with_every_other_host_blocked(
 
     page.route("**/*", only_local)
     page.on("console", policy_violations)
-    page.goto(f"{schema_gateway.base_url}/schema")
+    page.goto(f"{gateway_without_backend.base_url}/schema")
 
     run = operation(page, "/client/v4/accounts/{account_id}/ai/run/{model}")
     expect(run).to_contain_text("POST")
@@ -83,10 +60,10 @@ def test_the_schema_page_shows_the_operations_with_every_other_host_blocked(
 
 
 def test_the_schema_page_references_no_url_outside_the_gateway(
-    schema_gateway: GatewayProcess,
+    gateway_without_backend: GatewayProcess,
 ) -> None:
     """The page, and the files of the gateway's that it links."""
-    with httpx.Client(base_url=schema_gateway.base_url, timeout=10) as client:
+    with httpx.Client(base_url=gateway_without_backend.base_url, timeout=10) as client:
         page = client.get("/schema")
         assert page.status_code == 200
         linked = re.findall(rb'(?:href|src)="(/[^/"][^"]*)"', page.content)
@@ -99,9 +76,9 @@ def test_the_schema_page_references_no_url_outside_the_gateway(
 
 
 def test_the_schema_page_lets_in_only_its_own_stylesheet(
-    schema_gateway: GatewayProcess,
+    gateway_without_backend: GatewayProcess,
 ) -> None:
-    reply = httpx.get(f"{schema_gateway.base_url}/schema", timeout=10)
+    reply = httpx.get(f"{gateway_without_backend.base_url}/schema", timeout=10)
     policy = {
         directive.split()[0]: directive.split()[1:]
         for directive in reply.headers["content-security-policy"].split(";")

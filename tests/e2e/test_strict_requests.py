@@ -6,16 +6,13 @@ gateway here has none."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from local_runtime.ports import free_port
 from tests.accounting import INT8, bearer, new_account, run_url
-from tests.gateway_fixtures import DatabaseFactory, GatewayProcess, start_gateway
+from tests.gateway_fixtures import GatewayProcess
 
 NOT_JSON = 3003
 BAD_INPUT = 5006
@@ -26,26 +23,8 @@ SCHEMA_ERROR = b'{"prompt": "a", "temperature": 9}'
 
 
 @pytest.fixture(scope="module")
-def strict_gateway(
-    database_factory: DatabaseFactory,
-    cpu_model_repository: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayProcess]:
-    process = start_gateway(
-        {
-            "DATABASE_URL": database_factory("sqlite"),
-            "TRITON_GRPC_URL": f"127.0.0.1:{free_port()}",
-            "GATEWAY_MODEL_REPOSITORY": str(cpu_model_repository),
-        },
-        tmp_path_factory.mktemp("strict-gateway") / "gateway.log",
-    )
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-def account(strict_gateway: GatewayProcess) -> tuple[str, str]:
-    return new_account(strict_gateway)
+def account(gateway_without_backend: GatewayProcess) -> tuple[str, str]:
+    return new_account(gateway_without_backend)
 
 
 def endpoint(
@@ -112,40 +91,51 @@ def error_message(reply: httpx.Response, status: int, code: int, api: str) -> st
     ids=["top level", "nested"],
 )
 def test_a_key_twice_in_one_object_is_refused_as_not_acceptable_json_naming_it(
-    strict_gateway: GatewayProcess, account: tuple[str, str], api: str, body: bytes, key: str
+    gateway_without_backend: GatewayProcess,
+    account: tuple[str, str],
+    api: str,
+    body: bytes,
+    key: str,
 ) -> None:
-    path, headers = endpoint(strict_gateway, account, api)
-    reply = post(strict_gateway, path, body, {**headers, **JSON})
+    path, headers = endpoint(gateway_without_backend, account, api)
+    reply = post(gateway_without_backend, path, body, {**headers, **JSON})
     message = error_message(reply, 400, NOT_JSON, api)
     assert "not acceptable JSON" in message
     assert f"the key {key!r} appears twice" in message
 
 
-def test_a_key_twice_in_an_admin_body_creates_nothing(strict_gateway: GatewayProcess) -> None:
+def test_a_key_twice_in_an_admin_body_creates_nothing(
+    gateway_without_backend: GatewayProcess,
+) -> None:
     """A proxy keeping the first `name` and the gateway the last would disagree on what was
     created: nothing is."""
     body = b'{"name": "dup-first-4c1e", "name": "dup-last-4c1e"}'
     reply = post(
-        strict_gateway, "/admin/v1/accounts", body, {**strict_gateway.admin_headers, **JSON}
+        gateway_without_backend,
+        "/admin/v1/accounts",
+        body,
+        {**gateway_without_backend.admin_headers, **JSON},
     )
     assert "'name' appears twice" in envelope_error(reply, 400, NOT_JSON)
-    with strict_gateway.client() as client:
-        listed = client.get("/admin/v1/accounts", headers=strict_gateway.admin_headers).json()
+    with gateway_without_backend.client() as client:
+        listed = client.get(
+            "/admin/v1/accounts", headers=gateway_without_backend.admin_headers
+        ).json()
     assert not {"dup-first-4c1e", "dup-last-4c1e"} & {row["name"] for row in listed["result"]}
 
 
 def test_a_key_twice_deep_in_a_large_body_is_refused(
-    strict_gateway: GatewayProcess, account: tuple[str, str]
+    gateway_without_backend: GatewayProcess, account: tuple[str, str]
 ) -> None:
     """Bodies over 64 KiB are scanned in a thread: the same verdict, far into the body."""
     messages = [{"role": "user", "content": ""}] * 20_000
     unique = json.dumps({"messages": messages, "temperature": 9}).encode()
     repeated = unique.replace(b'"content": ""}]', b'"content": "", "content": "x"}]')
     assert len(repeated) > 400_000
-    path, headers = endpoint(strict_gateway, account, "run")
+    path, headers = endpoint(gateway_without_backend, account, "run")
 
-    refused = post(strict_gateway, path, repeated, {**headers, **JSON})
-    read = post(strict_gateway, path, unique, {**headers, **JSON})
+    refused = post(gateway_without_backend, path, repeated, {**headers, **JSON})
+    read = post(gateway_without_backend, path, unique, {**headers, **JSON})
 
     assert "'content' appears twice" in envelope_error(refused, 400, NOT_JSON)
     assert "temperature" in envelope_error(read, 400, BAD_INPUT)
@@ -165,12 +155,14 @@ def test_a_key_twice_deep_in_a_large_body_is_refused(
     ],
 )
 def test_a_body_declared_as_anything_but_json_is_415_saying_what_to_send(
-    strict_gateway: GatewayProcess, account: tuple[str, str], content_type: str
+    gateway_without_backend: GatewayProcess, account: tuple[str, str], content_type: str
 ) -> None:
     """The same bytes are read when declared as JSON, in any of its spellings, or not
     declared at all (simple clients send none): only the declared type is refused."""
-    path, headers = endpoint(strict_gateway, account, "run")
-    refused = post(strict_gateway, path, SCHEMA_ERROR, {**headers, "content-type": content_type})
+    path, headers = endpoint(gateway_without_backend, account, "run")
+    refused = post(
+        gateway_without_backend, path, SCHEMA_ERROR, {**headers, "content-type": content_type}
+    )
     assert "Content-Type: application/json" in envelope_error(refused, 415, UNSUPPORTED_MEDIA_TYPE)
     for declared in (
         {},
@@ -178,28 +170,33 @@ def test_a_body_declared_as_anything_but_json_is_415_saying_what_to_send(
         {"content-type": "Application/JSON"},
         {"content-type": "application/merge-patch+json"},
     ):
-        read = post(strict_gateway, path, SCHEMA_ERROR, {**headers, **declared})
+        read = post(gateway_without_backend, path, SCHEMA_ERROR, {**headers, **declared})
         assert "temperature" in envelope_error(read, 400, BAD_INPUT), declared
 
 
 def test_a_form_sent_to_the_admin_api_is_415_and_creates_nothing(
-    strict_gateway: GatewayProcess,
+    gateway_without_backend: GatewayProcess,
 ) -> None:
     """`curl -d '{"name": …}'` without `-H 'Content-Type: application/json'`."""
-    headers = {**strict_gateway.admin_headers, "content-type": "application/x-www-form-urlencoded"}
-    reply = post(strict_gateway, "/admin/v1/accounts", b'{"name": "form-9b1f"}', headers)
+    headers = {
+        **gateway_without_backend.admin_headers,
+        "content-type": "application/x-www-form-urlencoded",
+    }
+    reply = post(gateway_without_backend, "/admin/v1/accounts", b'{"name": "form-9b1f"}', headers)
     envelope_error(reply, 415, UNSUPPORTED_MEDIA_TYPE)
-    with strict_gateway.client() as client:
-        listed = client.get("/admin/v1/accounts", headers=strict_gateway.admin_headers).json()
+    with gateway_without_backend.client() as client:
+        listed = client.get(
+            "/admin/v1/accounts", headers=gateway_without_backend.admin_headers
+        ).json()
     assert "form-9b1f" not in {row["name"] for row in listed["result"]}
 
 
 def test_a_body_declared_as_anything_but_json_under_v1_is_415_in_openai_format(
-    strict_gateway: GatewayProcess, account: tuple[str, str]
+    gateway_without_backend: GatewayProcess, account: tuple[str, str]
 ) -> None:
     body = json.dumps({"model": INT8, "messages": [{"role": "user", "content": "a"}]}).encode()
     reply = post(
-        strict_gateway,
+        gateway_without_backend,
         "/v1/chat/completions",
         body,
         {**bearer(account[1]), "content-type": "text/plain;charset=UTF-8"},
@@ -219,30 +216,30 @@ def test_a_body_declared_as_anything_but_json_under_v1_is_415_in_openai_format(
     ids=["not json", "truncated", "trailing", "NaN", "blank"],
 )
 def test_malformed_json_is_3003_on_every_api(
-    strict_gateway: GatewayProcess, account: tuple[str, str], api: str, body: bytes
+    gateway_without_backend: GatewayProcess, account: tuple[str, str], api: str, body: bytes
 ) -> None:
-    path, headers = endpoint(strict_gateway, account, api)
-    reply = post(strict_gateway, path, body, {**headers, **JSON})
+    path, headers = endpoint(gateway_without_backend, account, api)
+    reply = post(gateway_without_backend, path, body, {**headers, **JSON})
     assert error_message(reply, 400, NOT_JSON, api).startswith("Request body is not valid")
 
 
 @pytest.mark.parametrize("api", ["run", "admin", "openai"])
 def test_a_missing_body_is_3003_on_every_api(
-    strict_gateway: GatewayProcess, account: tuple[str, str], api: str
+    gateway_without_backend: GatewayProcess, account: tuple[str, str], api: str
 ) -> None:
-    path, headers = endpoint(strict_gateway, account, api)
-    reply = post(strict_gateway, path, b"", headers)
+    path, headers = endpoint(gateway_without_backend, account, api)
+    reply = post(gateway_without_backend, path, b"", headers)
     assert error_message(reply, 400, NOT_JSON, api).startswith("Request body is missing")
 
 
 @pytest.mark.parametrize("model", ["@cf/JSON-tools/x", "@cf/meta/decoder-7b"])
 def test_a_schema_error_is_5006_whatever_the_url_says(
-    strict_gateway: GatewayProcess, account: tuple[str, str], model: str
+    gateway_without_backend: GatewayProcess, account: tuple[str, str], model: str
 ) -> None:
     """The refusal was once classified by its message, which names the URL."""
     account_id, token = account
     reply = post(
-        strict_gateway, run_url(account_id, model), SCHEMA_ERROR, {**bearer(token), **JSON}
+        gateway_without_backend, run_url(account_id, model), SCHEMA_ERROR, {**bearer(token), **JSON}
     )
     assert "temperature" in envelope_error(reply, 400, BAD_INPUT)
 
@@ -261,11 +258,11 @@ def test_a_schema_error_is_5006_whatever_the_url_says(
     ids=["0 in float32", "-0 in float32", "the smallest double", "subnormal in float32"],
 )
 def test_a_sampling_value_that_float32_cannot_hold_is_refused_naming_it(
-    strict_gateway: GatewayProcess, account: tuple[str, str], field: str, value: float
+    gateway_without_backend: GatewayProcess, account: tuple[str, str], field: str, value: float
 ) -> None:
     account_id, token = account
     body = json.dumps({"prompt": "a", field: value}).encode()
-    reply = post(strict_gateway, run_url(account_id), body, {**bearer(token), **JSON})
+    reply = post(gateway_without_backend, run_url(account_id), body, {**bearer(token), **JSON})
     message = envelope_error(reply, 400, BAD_INPUT)
     assert f"'{field}' is {value!r}" in message
     assert "32-bit float" in message
@@ -276,12 +273,14 @@ def test_a_sampling_value_that_float32_cannot_hold_is_refused_naming_it(
     [("temperature", 1e-320), ("top_p", 1e-300), ("presence_penalty", -7e-46)],
 )
 def test_a_sampling_value_that_float32_holds_as_0_under_v1_names_its_param(
-    strict_gateway: GatewayProcess, account: tuple[str, str], field: str, value: float
+    gateway_without_backend: GatewayProcess, account: tuple[str, str], field: str, value: float
 ) -> None:
     body = json.dumps(
         {"model": INT8, "messages": [{"role": "user", "content": "a"}], field: value}
     ).encode()
-    reply = post(strict_gateway, "/v1/chat/completions", body, {**bearer(account[1]), **JSON})
+    reply = post(
+        gateway_without_backend, "/v1/chat/completions", body, {**bearer(account[1]), **JSON}
+    )
     error = openai_error(reply, 400)
     assert error["param"] == field
     assert "32-bit float" in error["message"]

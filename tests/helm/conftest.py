@@ -151,6 +151,24 @@ def values_file(name: str) -> dict[str, Any]:
     return yaml.safe_load((CHART / "ci" / name).read_text())  # type: ignore[no-any-return]
 
 
+@pytest.fixture(scope="module")
+def defaults(render: Render) -> Manifests:
+    """The chart rendered with its defaults."""
+    return render({})
+
+
+@pytest.fixture(scope="module")
+def everything(render: Render) -> Manifests:
+    """Every option on (`ci/all-options-values.yaml`)."""
+    return render(values_file("all-options-values.yaml"))
+
+
+@pytest.fixture(scope="module")
+def external(render: Render) -> Manifests:
+    """The production shape: external data stores (`ci/external-stores-values.yaml`)."""
+    return render(values_file("external-stores-values.yaml"))
+
+
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():

@@ -18,7 +18,6 @@ from tests.helm.conftest import (
     chart_with_values,
     errors,
     helm_lint,
-    values_file,
 )
 from tests.helm.test_rendered_chart import container, env, pod, selects, tritons
 
@@ -32,21 +31,6 @@ ENABLED_ROUTE = {
     "hostnames": ["llm-route.example.com"],
 }
 NGINX = "nginx.ingress.kubernetes.io/"
-
-
-@pytest.fixture(scope="module")
-def defaults(render: Render) -> Manifests:
-    return render({})
-
-
-@pytest.fixture(scope="module")
-def everything(render: Render) -> Manifests:
-    return render(values_file("all-options-values.yaml"))
-
-
-@pytest.fixture(scope="module")
-def external(render: Render) -> Manifests:
-    return render(values_file("external-stores-values.yaml"))
 
 
 # Reading NetworkPolicies

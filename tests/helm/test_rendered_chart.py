@@ -9,30 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from build_engines.cli import main as build_engines_main
 from gateway.inference.catalog import load_catalog
-from tests.helm.conftest import CHART, REPOSITORY, Manifests, Render, values_file
+from tests.helm.conftest import CHART, REPOSITORY, Manifests, Render
 from tests.triton_fixtures import RANDOM_TWINS
 
 PRODUCTION_CATALOG = REPOSITORY / "deploy" / "catalog.production.json"
-
-
-@pytest.fixture(scope="module")
-def defaults(render: Render) -> Manifests:
-    return render({})
-
-
-@pytest.fixture(scope="module")
-def everything(render: Render) -> Manifests:
-    return render(values_file("all-options-values.yaml"))
-
-
-@pytest.fixture(scope="module")
-def external(render: Render) -> Manifests:
-    return render(values_file("external-stores-values.yaml"))
 
 
 def pod(workload: dict[str, Any]) -> dict[str, Any]:
