@@ -182,13 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ApiError as error:
         print(f"gateway: {error.message}", file=sys.stderr)
         return 1
-    except CatalogError as error:
-        print(f"gateway: {error}", file=sys.stderr)
-        return 1
     except ValidationError as error:
         print(f"gateway: {settings_problems(error)}", file=sys.stderr)
         return 1
-    except WeakAdminToken as error:
+    except (CatalogError, WeakAdminToken) as error:
         print(f"gateway: {error}", file=sys.stderr)
         return 1
 
