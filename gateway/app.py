@@ -14,7 +14,7 @@ from gateway.accounts.routes import AccountController
 from gateway.admin import AdminGuard
 from gateway.cors import AllowedHosts, CrossOriginPolicy
 from gateway.db.engine import DatabasePlugin
-from gateway.errors import EXCEPTION_HANDLERS
+from gateway.error_format import EXCEPTION_HANDLERS
 from gateway.health.routes import health_controller
 from gateway.inference.plugin import InferencePlugin
 from gateway.inference.service import InputBounds

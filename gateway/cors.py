@@ -70,9 +70,13 @@ _SLASHES = re.compile("/{2,}")
 
 
 def normalised_path(scope: Scope) -> str:
+    return normalise(scope["path"])
+
+
+def normalise(path: str) -> str:
     """The path as routing sees it: runs of slashes as one, `.` and `..` resolved, no
     trailing slash (worked out only for a path that needs it: every request asks)."""
-    path: str = scope["path"] or "/"
+    path = path or "/"
     if "//" not in path and "/." not in path and (path == "/" or not path.endswith("/")):
         return path
     return posixpath.normpath(_SLASHES.sub("/", path))

@@ -1,4 +1,5 @@
-"""Every error leaves the gateway in the envelope, with a status and a numeric code.
+"""Every error leaves the gateway as an `ApiError`, with a status and a numeric code: in the
+envelope, or under OpenAI's base URLs in OpenAI's format (`gateway.error_format`).
 
 Codes follow Workers AI where it has one; the rest are this gateway's own:
 
@@ -8,8 +9,8 @@ Codes follow Workers AI where it has one; the rest are this gateway's own:
 | 400 | 5006 | bad input (schema, ranges, unknown fields) |
 | 401 | 10000 | missing, malformed, unknown, revoked or expired token |
 | 403 | 10000 | token of another account |
-| 404 | 7003 | no such route or resource |
-| 405 | 7001 | method not allowed |
+| 404 | 7003 | no such route (named in the message) or resource |
+| 405 | 7001 | method not allowed (the allowed ones named, and in `Allow`) |
 | 409 | 7004 | conflict (duplicate name) |
 | 413 | 3006 | request too large |
 | 415 | 3049 | body whose `Content-Type` is not JSON (none at all is read as JSON) |
@@ -127,7 +128,10 @@ def _field_at_fault(details: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def _http_error(_: AnyRequest, error: HTTPException) -> ApiError:
+SHOWN_PATH_CHARS = 200
+
+
+def _http_error(request: AnyRequest, error: HTTPException) -> ApiError:
     status = error.status_code
     code = {
         400: BAD_INPUT,
@@ -137,9 +141,10 @@ def _http_error(_: AnyRequest, error: HTTPException) -> ApiError:
         405: METHOD_NOT_ALLOWED,
         413: TOO_LARGE,
     }.get(status, INTERNAL if status >= 500 else BAD_INPUT)
+    route = f"{request.method} {request.url.path[:SHOWN_PATH_CHARS]}"
     message = {
-        404: "Not found",
-        405: "Method not allowed",
+        404: f"Not found: no route for {route}",
+        405: f"Method not allowed: {route} (allowed: {(error.headers or {}).get('allow', '')})",
         413: "Request is too large",
     }.get(status, str(error.detail))
     if status >= 500:
@@ -244,15 +249,14 @@ _AS_API_ERROR: dict[type[Exception], Callable[[AnyRequest, Any], ApiError]] = {
 """Every exception the gateway answers, as the `ApiError` it is answered with."""
 
 
-def exception_handlers(render: Callable[[ApiError], Response[Any]]) -> ExceptionHandlersMap:
-    """The handlers of one API: each exception as its `ApiError`, in that API's format."""
+def exception_handlers(
+    render: Callable[[AnyRequest, ApiError], Response[Any]],
+) -> ExceptionHandlersMap:
+    """Each exception as its `ApiError`, rendered in the format the request's API speaks."""
 
     def handler(
         as_api_error: Callable[[AnyRequest, Any], ApiError],
     ) -> Callable[[AnyRequest, Exception], Response[Any]]:
-        return lambda request, error: render(as_api_error(request, error))
+        return lambda request, error: render(request, as_api_error(request, error))
 
     return {kind: handler(as_api_error) for kind, as_api_error in _AS_API_ERROR.items()}
-
-
-EXCEPTION_HANDLERS = exception_handlers(error_response)

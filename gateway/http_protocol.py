@@ -14,6 +14,9 @@ and streaming (the gateway's SSE path relies on them) and adds, per process:
   `body_timeout_seconds` after its head likewise; a connection that sent nothing is closed;
 - a connection beyond `max_connections` open ones gets 503 with `Retry-After` at once.
 
+Each refusal is in the error format of the API the request is for, as far as its target is
+known (OpenAI's under `/v1/`), like the app's own errors.
+
 h11 (uvicorn's other protocol) bounds the head's size but has none of the rest, and parses
 in Python; Granian and Hypercorn have some of these limits but not uvicorn's request cycle.
 """
@@ -25,13 +28,12 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from gateway.envelope import ErrorDetail, ErrorEnvelope
-from gateway.errors import BAD_INPUT, OVERLOADED
+from gateway.error_format import error_body
+from gateway.errors import BAD_INPUT, OVERLOADED, ApiError
 from gateway.settings import ServerSettings, get_settings
 
 RETRY_AFTER_SECONDS = 1
@@ -63,8 +65,7 @@ def process_limits() -> ConnectionLimits:
     return ConnectionLimits.of(get_settings().server)
 
 
-def _refusal(status: int, reason: bytes, code: int, message: str, *headers: bytes) -> bytes:
-    body = msgspec.json.encode(ErrorEnvelope(errors=[ErrorDetail(code, message)]))
+def _refusal(status: int, reason: bytes, body: bytes, *headers: bytes) -> bytes:
     return b"".join(
         [
             b"HTTP/1.1 %d %s\r\n" % (status, reason),
@@ -104,8 +105,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 _refusal(
                     503,
                     b"Service Unavailable",
-                    OVERLOADED,
-                    message,
+                    error_body(b"", ApiError(503, OVERLOADED, message)),
                     b"retry-after: %d" % RETRY_AFTER_SECONDS,
                 )
             )
@@ -150,8 +150,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 _refusal(
                     431,
                     b"Request Header Fields Too Large",
-                    BAD_INPUT,
-                    f"More than {self.limits.max_header_count} request headers",
+                    self._error_body(
+                        431, f"More than {self.limits.max_header_count} request headers"
+                    ),
                 )
             )
             return
@@ -187,8 +188,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             _refusal(
                 431,
                 b"Request Header Fields Too Large",
-                BAD_INPUT,
-                f"Request line and headers are over {self.limits.max_header_bytes} bytes",
+                self._error_body(
+                    431, f"Request line and headers are over {self.limits.max_header_bytes} bytes"
+                ),
             )
         )
 
@@ -212,11 +214,19 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         part = "head" if self._reading_head else "body"
         self._refuse(
-            _refusal(408, b"Request Timeout", BAD_INPUT, f"The request's {part} came too slowly")
+            _refusal(
+                408,
+                b"Request Timeout",
+                self._error_body(408, f"The request's {part} came too slowly"),
+            )
         )
         if self.cycle is not None:
             self.cycle.disconnected = True
             self.cycle.message_event.set()
+
+    def _error_body(self, status: int, message: str) -> bytes:
+        """In the format of the API the request is for, as far as its target has arrived."""
+        return error_body(getattr(self, "url", b""), ApiError(status, BAD_INPUT, message))
 
     def _refuse(self, response: bytes) -> None:
         """Answer `response` (if any) and close: nothing more of this connection is read."""

@@ -1,12 +1,14 @@
 """OpenAI's error format, `{"error": {"message", "type", "param", "code"}}`, for every error
-the gateway answers on the OpenAI routes (the SDK turns the status into its typed exception).
+the gateway answers under OpenAI's base URLs, served paths or not (the SDK turns the status
+into its typed exception).
 
 | status | type | code |
 |---|---|---|
 | 400 | invalid_request_error | `context_length_exceeded` for a prompt over the context |
 | 401 | invalid_request_error | invalid_api_key |
 | 403 | permission_error | — |
-| 404 | invalid_request_error | model_not_found (an unknown model) |
+| 404 | invalid_request_error | model_not_found (an unknown model); none for a path not served |
+| 405 | invalid_request_error | — (a method the path does not take) |
 | 413 | invalid_request_error | request_too_large |
 | 415 | invalid_request_error | unsupported_media_type (a body declared as other than JSON) |
 | 429 | rate_limit_error | rate_limit_exceeded |

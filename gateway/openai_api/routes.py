@@ -11,7 +11,6 @@ from litestar import Controller, Request, Response, Router, get, post
 from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 
-from gateway.errors import exception_handlers
 from gateway.inference.api import Api
 from gateway.inference.catalog import CatalogEntry
 from gateway.inference.errors import RUN_ERRORS, unknown_model
@@ -20,7 +19,7 @@ from gateway.inference.run import Run, RunService
 from gateway.inference.service import InferenceService
 from gateway.inference.streaming import EventStream, StreamSettings
 from gateway.openai_api import encoder, schemas, service
-from gateway.openai_api.errors import error_response
+from gateway.openai_api.base_urls import ACCOUNT_BASE_URL, SHORT_BASE_URL
 from gateway.tokens.auth import Caller, provide_token_caller
 
 ERROR_RESPONSES = {
@@ -135,18 +134,12 @@ def _model(entry: CatalogEntry, inference: InferenceService) -> schemas.Model:
 
 
 def openai_routers() -> list[Router]:
-    """The API at both base URLs, answering errors in OpenAI's format."""
-    handlers = exception_handlers(error_response)
+    """The API at both base URLs (errors there are OpenAI's: `gateway.error_format`)."""
     return [
+        Router(path=ACCOUNT_BASE_URL, route_handlers=[OpenAIController]),
         Router(
-            path="/client/v4/accounts/{account_id:str}/ai/v1",
+            path=SHORT_BASE_URL,
             route_handlers=[OpenAIController],
-            exception_handlers=handlers,
-        ),
-        Router(
-            path="/v1",
-            route_handlers=[OpenAIController],
-            exception_handlers=handlers,
             dependencies={"caller": Provide(provide_token_caller)},
         ),
     ]

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.accounting import new_account, wait_for_records
-from tests.e2e.test_openai_sdk import FRANCE, INT8, sdk_for
+from tests.e2e.test_openai_sdk import FRANCE, INT8, base_urls, sdk_for
 from tests.gateway_fixtures import GatewayProcess
 
 pytestmark = pytest.mark.triton
@@ -222,3 +222,74 @@ def test_errors_outside_the_openai_paths_keep_the_workers_ai_envelope(
     )
     assert reply.status_code == 400
     assert reply.json()["success"] is False
+
+
+@pytest.mark.parametrize("base", ["account", "token"])
+def test_the_responses_api_is_the_sdks_not_found_error_until_it_exists(
+    smollm2_gateway: GatewayProcess, account: tuple[str, str], base: str
+) -> None:
+    base_url = base_urls(smollm2_gateway, account[0])[base]
+    with (
+        openai.OpenAI(base_url=base_url, api_key=account[1], max_retries=0) as sdk,
+        pytest.raises(openai.NotFoundError) as refused,
+    ):
+        sdk.responses.create(model=INT8, input="Hi")
+    error = error_of(refused)
+    assert error["type"] == "invalid_request_error"
+    assert error["message"].endswith("/v1/responses")
+
+
+REFUSALS = {
+    "unknown path": ("GET", "/files", {}, 404),
+    "base URL itself": ("POST", "", {}, 404),
+    "wrong method": ("DELETE", "/chat/completions", {}, 405),
+    "malformed JSON": ("POST", "/chat/completions", {"content": b"{", "json_type": True}, 400),
+    "body not JSON": ("POST", "/chat/completions", {"content": b"x=1", "form": True}, 415),
+    "body too large": ("POST", "/chat/completions", {"content": b"x" * (2 << 20)}, 413),
+    "no token": ("GET", "/models", {"no_token": True}, 401),
+}
+
+
+@pytest.mark.parametrize("base", ["account", "token"])
+@pytest.mark.parametrize("case", REFUSALS)
+def test_every_refusal_under_an_openai_base_url_is_in_openai_format(
+    smollm2_gateway: GatewayProcess, account: tuple[str, str], base: str, case: str
+) -> None:
+    method, path, options, status = REFUSALS[case]
+    headers = {} if options.get("no_token") else {"Authorization": f"Bearer {account[1]}"}
+    if options.get("json_type"):
+        headers["Content-Type"] = "application/json"
+    if options.get("form"):
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    base_url = base_urls(smollm2_gateway, account[0])[base]
+
+    reply = httpx.request(
+        method, base_url + path, content=options.get("content"), headers=headers, timeout=30
+    )
+
+    assert reply.status_code == status
+    body = reply.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    assert body["error"]["type"] == "invalid_request_error"
+
+
+def test_a_wrong_method_names_the_allowed_ones(
+    smollm2_gateway: GatewayProcess, account: tuple[str, str]
+) -> None:
+    reply = httpx.get(
+        f"{smollm2_gateway.base_url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {account[1]}"},
+    )
+    assert reply.status_code == 405
+    assert "POST" in reply.headers["allow"]
+    assert "POST" in reply.json()["error"]["message"].partition("allowed:")[2]
+
+
+@pytest.mark.parametrize("path", ["/v10/models", "/client/v4/accounts/{account}/ai/nope", "/nope"])
+def test_an_unknown_path_outside_the_openai_base_urls_keeps_the_envelope(
+    smollm2_gateway: GatewayProcess, account: tuple[str, str], path: str
+) -> None:
+    reply = httpx.get(smollm2_gateway.base_url + path.format(account=account[0]))
+    assert reply.status_code == 404
+    assert reply.json()["errors"][0]["code"] == 7003

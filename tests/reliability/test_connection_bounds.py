@@ -4,6 +4,7 @@ status a client understands."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -88,6 +89,18 @@ def test_more_headers_than_the_limit_get_431(bounded_gateway: GatewayProcess) ->
     assert "More than 20 request headers" in reply.json()["errors"][0]["message"]
 
 
+@pytest.mark.parametrize("base", ["/v1", "/client/v4/accounts/0123/ai/v1"])
+def test_too_many_headers_under_an_openai_base_url_get_431_in_openai_format(
+    bounded_gateway: GatewayProcess, base: str
+) -> None:
+    headers = {f"X-Header-{index}": "1" for index in range(30)}
+
+    reply = httpx.post(f"{bounded_gateway.base_url}{base}/chat/completions", headers=headers)
+
+    assert reply.status_code == 431
+    assert reply.json()["error"]["message"] == "More than 20 request headers"
+
+
 def test_headers_within_the_limits_are_served(bounded_gateway: GatewayProcess) -> None:
     headers = {f"X-Header-{index}": "v" * 100 for index in range(15)}
 
@@ -128,6 +141,21 @@ def test_a_body_that_comes_too_slowly_gets_408(bounded_gateway: GatewayProcess) 
 
     assert status_of(reply) == 408
     assert b"body came too slowly" in reply
+
+
+def test_a_slow_body_under_an_openai_base_url_gets_408_in_openai_format(
+    bounded_gateway: GatewayProcess,
+) -> None:
+    with connect(bounded_gateway) as connection:
+        connection.sendall(
+            b"POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
+        reply = reply_of(connection)
+
+    assert status_of(reply) == 408
+    body = json.loads(reply.partition(b"\r\n\r\n")[2])
+    assert body["error"]["message"] == "The request's body came too slowly"
 
 
 @pytest.fixture
