@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib.util
 import json
 import sys
@@ -32,6 +33,7 @@ from gateway.db import migrate
 from gateway.db.engine import create_engine
 from gateway.errors import ApiError
 from gateway.inference.catalog import CatalogError, load_catalog
+from gateway.paging import every_page
 from gateway.settings import WeakAdminToken, check_admin_token, get_settings, settings_problems
 from gateway.tokens.service import TokenService
 from gateway.usage import report
@@ -141,7 +143,7 @@ def _admin(args: argparse.Namespace) -> int:
         if args.action == "create":
             _print(run_in_session(lambda s: AccountService(s).create(args.name)), args.json)
         else:
-            _print(run_in_session(lambda s: AccountService(s).list()), args.json)
+            _print(run_in_session(lambda s: every_page(AccountService(s).list)), args.json)
         return 0
     if args.action == "create":
         created = run_in_session(
@@ -151,7 +153,12 @@ def _admin(args: argparse.Namespace) -> int:
         if not args.json:
             print("The token is shown once; it is stored only as a hash.", file=sys.stderr)
     elif args.action == "list":
-        _print(run_in_session(lambda s: TokenService(s).list(args.account_id)), args.json)
+        _print(
+            run_in_session(
+                lambda s: every_page(functools.partial(TokenService(s).list, args.account_id))
+            ),
+            args.json,
+        )
     else:
         run_in_session(lambda s: TokenService(s).revoke(args.account_id, args.token_id))
         print(f"revoked {args.token_id}")

@@ -57,7 +57,7 @@ def usage_records(gateway: GatewayProcess, **params: str) -> list[dict[str, obje
     with gateway.client() as client:
         reply = client.get(
             "/admin/v1/usage/records",
-            params={"limit": "1000", **params},
+            params={"per_page": "1000", **params},
             headers=gateway.admin_headers,
         )
     assert reply.status_code == 200, reply.text

@@ -9,6 +9,7 @@ from gateway.accounts.schemas import AccountCreate, AccountRead
 from gateway.accounts.service import AccountService
 from gateway.admin import ADMIN_ERROR_RESPONSES
 from gateway.envelope import Envelope, ok
+from gateway.paging import PagedEnvelope, PageRequest, paged, paging
 
 
 class AccountController(Controller):
@@ -20,9 +21,16 @@ class AccountController(Controller):
     async def create(self, data: AccountCreate, db_session: AsyncSession) -> Envelope[AccountRead]:
         return ok(await AccountService(db_session).create(data.name))
 
-    @get("/", summary="List accounts")
-    async def list_accounts(self, db_session: AsyncSession) -> Envelope[list[AccountRead]]:
-        return ok(await AccountService(db_session).list())
+    @get(
+        "/",
+        summary="List accounts, oldest first",
+        dependencies={"page_request": paging(default_per_page=20)},
+    )
+    async def list_accounts(
+        self, db_session: AsyncSession, page_request: PageRequest
+    ) -> PagedEnvelope[AccountRead]:
+        accounts, total = await AccountService(db_session).list(page_request)
+        return paged(accounts, total, page_request)
 
     @get("/{account_id:str}", summary="Get an account")
     async def get_account(self, account_id: str, db_session: AsyncSession) -> Envelope[AccountRead]:

@@ -8,6 +8,7 @@ from gateway.accounts.models import Account
 from gateway.accounts.schemas import AccountRead
 from gateway.db.base import as_utc
 from gateway.errors import CONFLICT, NOT_FOUND, ApiError
+from gateway.paging import PageRequest, fetch_page
 
 
 def account_read(account: Account) -> AccountRead:
@@ -28,9 +29,11 @@ class AccountService:
             raise ApiError(409, CONFLICT, f"An account named '{name}' already exists") from None
         return account_read(account)
 
-    async def list(self) -> list[AccountRead]:
-        accounts = await self.session.scalars(select(Account).order_by(Account.created_at))
-        return [account_read(account) for account in accounts]
+    async def list(self, page: PageRequest) -> tuple[list[AccountRead], int]:
+        """Oldest first; one page, and how many accounts there are."""
+        statement = select(Account).order_by(Account.created_at, Account.id)
+        accounts, total = await fetch_page(self.session, statement, page)
+        return [account_read(account) for account in accounts], total
 
     async def get(self, account_id: str) -> AccountRead:
         return account_read(await self.require(account_id))

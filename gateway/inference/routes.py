@@ -7,10 +7,12 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
 
 from gateway.envelope import Envelope, error_responses, ok
 from gateway.inference import encoder
 from gateway.inference.api import Api
+from gateway.inference.catalog import CatalogEntry
 from gateway.inference.chat_template import ChatMessage
 from gateway.inference.errors import RUN_ERRORS, invalid_input
 from gateway.inference.responses import event_stream, whole_answer
@@ -19,6 +21,7 @@ from gateway.inference.schemas import ModelInfo, TextGenerationRequest, TextGene
 from gateway.inference.service import InferenceService, RunRequest
 from gateway.inference.streaming import EventStream, StreamSettings
 from gateway.inference.triton import SamplingParams
+from gateway.paging import PagedEnvelope, PageRequest, page_of, paging
 from gateway.tokens.auth import Caller
 
 ERROR_RESPONSES = error_responses(RUN_ERRORS)
@@ -69,24 +72,66 @@ class InferenceController(Controller):
     @get(
         "/models/search",
         summary="List the models this account can run",
+        description=(
+            "Paged as Cloudflare's lists are (`page`, `per_page`, `result_info`). `search` "
+            "keeps the models whose name or description contains it, `task` those of that "
+            "task (`Text Generation`), both ignoring case. `hide_experimental` and "
+            "`include_deprecated` are accepted and change nothing: the catalog has no "
+            "experimental or deprecated models. Workers AI's `author`, `source` and `format` "
+            "are refused (400): the catalog does not record them."
+        ),
         responses=ERROR_RESPONSES,
+        dependencies={"page_request": paging(default_per_page=20)},
     )
     async def search_models(
-        self, caller: Caller, inference: InferenceService
-    ) -> Envelope[list[ModelInfo]]:
-        return ok(
-            [
-                ModelInfo(
-                    name=entry.name,
-                    description=entry.description,
-                    task=entry.task,
-                    context_length=entry.max_input_tokens,
-                    sequence_length=entry.max_output_tokens,
-                    precision=entry.precision,
-                )
-                for entry in inference.catalog
-            ]
-        )
+        self,
+        caller: Caller,
+        inference: InferenceService,
+        page_request: PageRequest,
+        search: str | None = Parameter(
+            default=None, max_length=256, description="Text in the name or description"
+        ),
+        task: str | None = Parameter(
+            default=None, max_length=256, description="Task name, e.g. `Text Generation`"
+        ),
+        hide_experimental: bool = False,
+        include_deprecated: bool = False,
+        author: str | None = Parameter(default=None, include_in_schema=False),
+        source: str | None = Parameter(default=None, include_in_schema=False),
+        format: str | None = Parameter(default=None, include_in_schema=False),
+    ) -> PagedEnvelope[ModelInfo]:
+        unsupported = [
+            name
+            for name, value in (("author", author), ("source", source), ("format", format))
+            if value is not None
+        ]
+        if unsupported:
+            raise invalid_input(
+                f"models/search does not filter by {', '.join(unsupported)}: "
+                "the catalog does not record it"
+            )
+        found = [_model_info(entry) for entry in inference.catalog if _matches(entry, search, task)]
+        return page_of(found, page_request)
+
+
+def _matches(entry: CatalogEntry, search: str | None, task: str | None) -> bool:
+    if task is not None and entry.task.casefold() != task.casefold():
+        return False
+    if search is None:
+        return True
+    needle = search.casefold()
+    return needle in entry.name.casefold() or needle in entry.description.casefold()
+
+
+def _model_info(entry: CatalogEntry) -> ModelInfo:
+    return ModelInfo(
+        name=entry.name,
+        description=entry.description,
+        task=entry.task,
+        context_length=entry.max_input_tokens,
+        sequence_length=entry.max_output_tokens,
+        precision=entry.precision,
+    )
 
 
 def run_request(model: str, body: TextGenerationRequest) -> RunRequest:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.admin import ADMIN_ERROR_RESPONSES
 from gateway.db.base import as_utc
 from gateway.envelope import Envelope, error_responses, ok
+from gateway.paging import PagedEnvelope, PageRequest, paged, paging
 from gateway.tokens.auth import Caller, provide_token_caller
 from gateway.tokens.revocations import RevocationChannel
 from gateway.tokens.schemas import TokenCreate, TokenCreated, TokenRead, TokenVerification
@@ -26,11 +27,16 @@ class TokenAdminController(Controller):
     ) -> Envelope[TokenCreated]:
         return ok(await TokenService(db_session).create(account_id, data.name, data.expires_at))
 
-    @get("/", summary="List an account's tokens (no secrets)")
+    @get(
+        "/",
+        summary="List an account's tokens (no secrets), oldest first",
+        dependencies={"page_request": paging(default_per_page=20)},
+    )
     async def list_tokens(
-        self, account_id: str, db_session: AsyncSession
-    ) -> Envelope[list[TokenRead]]:
-        return ok(await TokenService(db_session).list(account_id))
+        self, account_id: str, db_session: AsyncSession, page_request: PageRequest
+    ) -> PagedEnvelope[TokenRead]:
+        tokens, total = await TokenService(db_session).list(account_id, page_request)
+        return paged(tokens, total, page_request)
 
     @delete("/{token_id:str}", status_code=204, summary="Revoke a token, effective at once")
     async def revoke(

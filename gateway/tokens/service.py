@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.accounts.service import AccountService
 from gateway.db.base import as_utc, in_utc, utc_now
 from gateway.errors import BAD_INPUT, NOT_FOUND, ApiError
+from gateway.paging import PageRequest, fetch_page
 from gateway.tokens.models import ApiToken
 from gateway.tokens.schemas import TokenCreated, TokenRead
 from gateway.tokens.secrets import DISPLAY_PREFIX_LENGTH, new_token, token_hash
@@ -63,12 +64,16 @@ class TokenService:
             expires_at=expires_at,
         )
 
-    async def list(self, account_id: str) -> list[TokenRead]:
+    async def list(self, account_id: str, page: PageRequest) -> tuple[list[TokenRead], int]:
+        """Oldest first; one page, and how many tokens the account has."""
         await AccountService(self.session).require(account_id)
-        tokens = await self.session.scalars(
-            select(ApiToken).where(ApiToken.account_id == account_id).order_by(ApiToken.created_at)
+        statement = (
+            select(ApiToken)
+            .where(ApiToken.account_id == account_id)
+            .order_by(ApiToken.created_at, ApiToken.id)
         )
-        return [token_read(token) for token in tokens]
+        tokens, total = await fetch_page(self.session, statement, page)
+        return [token_read(token) for token in tokens], total
 
     async def revoke(self, account_id: str, token_id: str) -> None:
         token = await self.session.get(ApiToken, token_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
 from litestar import Controller, get
 from litestar.params import Parameter
@@ -13,6 +12,7 @@ from gateway.admin import ADMIN_ERROR_RESPONSES
 from gateway.db.base import in_utc
 from gateway.envelope import Envelope, error_responses, ok
 from gateway.errors import BAD_INPUT, ApiError
+from gateway.paging import PagedEnvelope, PageRequest, paged, paging
 from gateway.tokens.auth import Caller
 from gateway.usage.meter import UsageMeter
 from gateway.usage.schemas import (
@@ -101,17 +101,24 @@ class AdminUsageController(Controller):
             )
         )
 
-    @get("/records", summary="Individual usage records, newest first")
+    @get(
+        "/records",
+        summary="Individual usage records, newest first",
+        dependencies={"page_request": paging(default_per_page=100)},
+    )
     async def records(
         self,
         db_session: AsyncSession,
+        page_request: PageRequest,
         since: str | None = SINCE,
         until: str | None = UNTIL,
         account_id: str | None = None,
         request_id: str | None = Parameter(
             default=None, description="The run's `x-request-id` response header"
         ),
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-    ) -> Envelope[list[UsageRecordRead]]:
+    ) -> PagedEnvelope[UsageRecordRead]:
         start, end = period(_moment("since", since), _moment("until", until))
-        return ok(await UsageService(db_session).records(start, end, account_id, request_id, limit))
+        records, total = await UsageService(db_session).records(
+            start, end, account_id, request_id, page=page_request
+        )
+        return paged(records, total, page_request)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.base import as_utc
 from gateway.errors import BAD_INPUT, ApiError
+from gateway.paging import PageRequest, fetch_page
 from gateway.usage.models import UsageRecord
 from gateway.usage.schemas import UsageRecordRead, UsageRow
 
@@ -71,20 +72,21 @@ class UsageService:
         until: datetime,
         account_id: str | None = None,
         request_id: str | None = None,
-        limit: int = 100,
-    ) -> list[UsageRecordRead]:
-        """The newest records first."""
+        *,
+        page: PageRequest,
+    ) -> tuple[list[UsageRecordRead], int]:
+        """The newest records first: one page, and how many records match."""
         statement = (
             select(UsageRecord)
             .where(UsageRecord.started_at >= since, UsageRecord.started_at < until)
-            .order_by(UsageRecord.started_at.desc())
-            .limit(limit)
+            .order_by(UsageRecord.started_at.desc(), UsageRecord.id.desc())
         )
         if account_id is not None:
             statement = statement.where(UsageRecord.account_id == account_id)
         if request_id is not None:
             statement = statement.where(UsageRecord.id == request_id)
-        return [
+        records, total = await fetch_page(self.session, statement, page)
+        rows = [
             UsageRecordRead(
                 record.id,
                 record.account_id,
@@ -97,5 +99,6 @@ class UsageService:
                 record.duration_ms,
                 as_utc(record.started_at),
             )
-            for record in await self.session.scalars(statement)
+            for record in records
         ]
+        return rows, total

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from tests.cloudflare_lists import every_item
 from tests.gateway_fixtures import GatewayProcess
 
 
@@ -35,7 +36,7 @@ def test_creating_an_account_returns_201_with_a_cloudflare_style_id(
 def test_accounts_are_listed_and_fetched(gateway: GatewayProcess) -> None:
     account_id = gateway.create_account()
     with gateway.client() as client:
-        listed = client.get("/admin/v1/accounts", headers=gateway.admin_headers).json()["result"]
+        listed = every_item(client, "/admin/v1/accounts", gateway.admin_headers)
         fetched = client.get(f"/admin/v1/accounts/{account_id}", headers=gateway.admin_headers)
     assert account_id in [account["id"] for account in listed]
     assert fetched.json()["result"]["id"] == account_id
@@ -217,7 +218,10 @@ def test_malformed_json_is_400_in_the_envelope(gateway: GatewayProcess) -> None:
 def test_unknown_routes_are_404_in_the_envelope(gateway: GatewayProcess) -> None:
     reply = httpx.get(f"{gateway.base_url}/nope")
     assert reply.status_code == 404
-    assert reply.json()["errors"][0]["message"] == "Not found"
+    assert reply.json()["errors"][0] == {
+        "code": 7003,
+        "message": "Not found: no route for GET /nope",
+    }
 
 
 def test_liveness_answers(gateway: GatewayProcess) -> None:

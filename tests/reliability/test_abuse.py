@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.accounting import INT8, bearer, new_account, run, run_url, wait_for_records
+from tests.cloudflare_lists import every_item
 from tests.gateway_fixtures import GatewayFactory, GatewayProcess
 from tests.raw_http import raw_request
 
@@ -50,8 +51,10 @@ def assert_refused(reply: httpx.Response, status: int, code: int | None = None) 
 
 def account_names(gateway: GatewayProcess) -> set[str]:
     with client(gateway) as http:
-        reply = http.get("/admin/v1/accounts", headers=gateway.admin_headers)
-    return {account["name"] for account in reply.json()["result"]}
+        return {
+            account["name"]
+            for account in every_item(http, "/admin/v1/accounts", gateway.admin_headers)
+        }
 
 
 def backend_of(gateway: GatewayProcess) -> str:

@@ -45,6 +45,18 @@ async function resultOf(path) {
   return (await response.json()).result;
 }
 
+// A Cloudflare list, page by page until `result_info` says there is no more.
+async function everyPage(path) {
+  const items = [];
+  for (let page = 1; ; page += 1) {
+    const response = await callApi(`${path}?page=${page}&per_page=100`);
+    if (!response.ok) throw new Error(await describeFailure(response));
+    const { result, result_info: info } = await response.json();
+    items.push(...result);
+    if (result.length === 0 || page >= info.total_pages) return items;
+  }
+}
+
 function showError(message) {
   $("error").textContent = message;
   $("error").hidden = !message;
@@ -73,7 +85,7 @@ async function connect() {
 }
 
 async function loadModels() {
-  const models = await resultOf(accountPath("ai/models/search"));
+  const models = await everyPage(accountPath("ai/models/search"));
   state.models = new Map(models.map((model) => [model.name, model]));
   const select = $("model");
   select.replaceChildren(
