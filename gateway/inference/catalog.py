@@ -90,6 +90,20 @@ class ModelCatalog:
     def entries(self) -> list[CatalogEntry]:
         return list(self._entries.values())
 
+    def search(self, text: str | None, task: str | None) -> list[CatalogEntry]:
+        """Workers AI's model search: `text` in the name or description, of the named task;
+        both ignore case, and `None` matches all."""
+        return [entry for entry in self if _matches(entry, text, task)]
+
+
+def _matches(entry: CatalogEntry, text: str | None, task: str | None) -> bool:
+    if task is not None and entry.task.casefold() != task.casefold():
+        return False
+    if text is None:
+        return True
+    needle = text.casefold()
+    return needle in entry.name.casefold() or needle in entry.description.casefold()
+
 
 def twin_catalog(model_repository: Path) -> ModelCatalog:
     """The embedded default: the CPU twins of both engines in the local model repository,

@@ -110,17 +110,8 @@ class InferenceController(Controller):
                 f"models/search does not filter by {', '.join(unsupported)}: "
                 "the catalog does not record it"
             )
-        found = [_model_info(entry) for entry in inference.catalog if _matches(entry, search, task)]
-        return page_of(found, page_request)
-
-
-def _matches(entry: CatalogEntry, search: str | None, task: str | None) -> bool:
-    if task is not None and entry.task.casefold() != task.casefold():
-        return False
-    if search is None:
-        return True
-    needle = search.casefold()
-    return needle in entry.name.casefold() or needle in entry.description.casefold()
+        found = inference.catalog.search(search, task)
+        return page_of([_model_info(entry) for entry in found], page_request)
 
 
 def _model_info(entry: CatalogEntry) -> ModelInfo:

@@ -67,3 +67,25 @@ def test_a_catalog_naming_a_model_twice_is_refused() -> None:
     )  # fmt: skip
     with pytest.raises(ValueError, match="twice"):
         ModelCatalog([entry, entry])
+
+
+PRODUCTION_NAMES = ["@cf/meta/llama-2-7b-chat-int8", "@cf/meta/llama-2-7b-chat-fp16"]
+
+
+@pytest.mark.parametrize(
+    ("text", "task", "found"),
+    [
+        (None, None, PRODUCTION_NAMES),
+        ("CHAT-INT8", None, PRODUCTION_NAMES[:1]),
+        ("WEIGHT-ONLY", None, PRODUCTION_NAMES[:1]),
+        ("half precision", None, []),
+        (None, "text generation", PRODUCTION_NAMES),
+        (None, "Text Embeddings", []),
+        ("fp16", "Text Generation", PRODUCTION_NAMES[1:]),
+    ],
+)
+def test_search_finds_text_in_names_and_descriptions_of_a_task_ignoring_case(
+    text: str | None, task: str | None, found: list[str]
+) -> None:
+    catalog = load_catalog(PRODUCTION_CATALOG, Path("unused"))
+    assert [entry.name for entry in catalog.search(text, task)] == found
