@@ -15,23 +15,10 @@ and `Origin`; `AllowedHosts` refuses it on the admin API and the playground.
 
 from __future__ import annotations
 
-import posixpath
-import re
-
-import msgspec
 from litestar.enums import ScopeType
-from litestar.types import (
-    ASGIApp,
-    HTTPResponseBodyEvent,
-    HTTPResponseStartEvent,
-    HTTPScope,
-    Message,
-    Receive,
-    Scope,
-    Send,
-)
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
-from gateway.envelope import ErrorDetail, ErrorEnvelope
+from gateway.asgi_edge import error_envelope, normalised_path, respond
 from gateway.errors import AUTHENTICATION, HOST_NOT_ALLOWED
 
 ACCOUNT_API_PREFIXES = ("/client/v4/", "/v1/")
@@ -52,10 +39,13 @@ EXPOSED_HEADERS = b", ".join(
 )
 """What scripts may read: the run's usage record id and what a limit says about retrying."""
 PREFLIGHT_MAX_AGE_SECONDS = b"600"
-_ADMIN_REFUSAL = msgspec.json.encode(
-    ErrorEnvelope(
-        errors=[ErrorDetail(AUTHENTICATION, "The admin API does not answer cross-origin requests")]
-    )
+_ADMIN_REFUSAL = error_envelope(
+    AUTHENTICATION, "The admin API does not answer cross-origin requests"
+)
+_HOST_REFUSAL = error_envelope(
+    HOST_NOT_ALLOWED,
+    "This host name is not one the gateway answers for its admin API and playground "
+    "(GATEWAY_ALLOWED_HOSTS)",
 )
 
 
@@ -64,22 +54,6 @@ def _header(scope: HTTPScope, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
-
-
-_SLASHES = re.compile("/{2,}")
-
-
-def normalised_path(scope: Scope) -> str:
-    return normalise(scope["path"])
-
-
-def normalise(path: str) -> str:
-    """The path as routing sees it: runs of slashes as one, `.` and `..` resolved, no
-    trailing slash (worked out only for a path that needs it: every request asks)."""
-    path = path or "/"
-    if "//" not in path and "/." not in path and (path == "/" or not path.endswith("/")):
-        return path
-    return posixpath.normpath(_SLASHES.sub("/", path))
 
 
 def _is_own_origin(origin: str, scope: HTTPScope) -> bool:
@@ -112,18 +86,7 @@ class AllowedHosts:
             and normalised_path(scope).startswith(OWN_HOST_PREFIXES)
             and not self._is_allowed(scope)
         ):
-            body = msgspec.json.encode(
-                ErrorEnvelope(
-                    errors=[
-                        ErrorDetail(
-                            HOST_NOT_ALLOWED,
-                            "This host name is not one the gateway answers for its admin API "
-                            "and playground (GATEWAY_ALLOWED_HOSTS)",
-                        )
-                    ]
-                )
-            )
-            await _respond(send, 400, [(b"content-type", b"application/json")], body)
+            await respond(send, 400, _HOST_REFUSAL)
             return
         await self._app(scope, receive, send)
 
@@ -147,7 +110,7 @@ class CrossOriginPolicy:
         origin = origin.lower()
         path = normalised_path(scope)
         if path.startswith(ADMIN_API_PREFIX) and not _is_own_origin(origin, scope):
-            await _respond(send, 403, [(b"content-type", b"application/json")], _ADMIN_REFUSAL)
+            await respond(send, 403, _ADMIN_REFUSAL)
             return
         if not path.startswith(ACCOUNT_API_PREFIXES) or not (
             "*" in self._allowed or origin in self._allowed
@@ -160,7 +123,7 @@ class CrossOriginPolicy:
             else [(b"access-control-allow-origin", origin.encode()), (b"vary", b"Origin")]
         )
         if scope["method"] == "OPTIONS" and _header(scope, b"access-control-request-method"):
-            await _respond(send, 204, [*allow_origin, *self._preflight_headers(scope)], b"")
+            await respond(send, 204, b"", [*allow_origin, *self._preflight_headers(scope)])
             return
 
         async def send_with_cors(message: Message) -> None:
@@ -186,15 +149,3 @@ class CrossOriginPolicy:
             (b"access-control-allow-headers", allowed.encode()),
             (b"access-control-max-age", PREFLIGHT_MAX_AGE_SECONDS),
         ]
-
-
-async def _respond(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
-) -> None:
-    content_length = (b"content-length", str(len(body)).encode())
-    await send(
-        HTTPResponseStartEvent(
-            type="http.response.start", status=status, headers=[*headers, content_length]
-        )
-    )
-    await send(HTTPResponseBodyEvent(type="http.response.body", body=body, more_body=False))

@@ -15,7 +15,7 @@ import msgspec
 from litestar import Response
 
 from gateway import errors
-from gateway.cors import normalise, normalised_path
+from gateway.asgi_edge import normalise, normalised_path
 from gateway.errors import AnyRequest, ApiError
 from gateway.openai_api import errors as openai_errors
 from gateway.openai_api.base_urls import is_openai_path

@@ -7,16 +7,14 @@ the metrics port, and only `/metrics` there (404 in the envelope otherwise).
 
 from __future__ import annotations
 
-import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from gateway.cors import normalised_path
-from gateway.envelope import ErrorDetail, ErrorEnvelope
+from gateway.asgi_edge import error_envelope, normalised_path, respond
 from gateway.errors import NOT_FOUND
 
 METRICS_PATH = "/metrics"
-_NOT_HERE = msgspec.json.encode(ErrorEnvelope(errors=[ErrorDetail(NOT_FOUND, "Not Found")]))
+_NOT_HERE = error_envelope(NOT_FOUND, "Not Found")
 
 
 class MetricsListener:
@@ -31,16 +29,6 @@ class MetricsListener:
             server = scope.get("server")
             on_metrics_port = server is not None and server[1] == self._metrics_port
             if on_metrics_port != (normalised_path(scope) == METRICS_PATH):
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 404,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(_NOT_HERE)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": _NOT_HERE, "more_body": False})
+                await respond(send, 404, _NOT_HERE)
                 return
         await self._app(scope, receive, send)
