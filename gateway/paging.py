@@ -32,9 +32,6 @@ class PageRequest(msgspec.Struct, frozen=True):
     def offset(self) -> int:
         return (self.page - 1) * self.per_page
 
-    def of(self, items: Sequence[T]) -> list[T]:
-        return list(items[self.offset : self.offset + self.per_page])
-
 
 class ResultInfo(msgspec.Struct, frozen=True):
     page: int
@@ -62,7 +59,9 @@ def paged(items: list[T], total_count: int, request: PageRequest) -> PagedEnvelo
 
 
 def page_of(items: Sequence[T], request: PageRequest) -> PagedEnvelope[T]:
-    return paged(request.of(items), len(items), request)
+    """The page of a list held whole (the catalog)."""
+    start = request.offset
+    return paged(list(items[start : start + request.per_page]), len(items), request)
 
 
 async def fetch_page(
