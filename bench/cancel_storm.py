@@ -43,7 +43,9 @@ import numpy.typing as npt
 import tritonclient.grpc.aio as triton_grpc
 
 from bench import stack
-from gateway.inference.triton import CHANNEL_OPTIONS, SamplingParams, TritonGenerator, build_inputs
+from gateway.sampling import SamplingParams
+from gateway.triton.client import CHANNEL_OPTIONS, TritonClient
+from gateway.triton.inputs import build_inputs
 from local_runtime.triton_server import TritonRuntime, TritonServer
 
 MODEL = stack.SPEC.generation_model
@@ -84,7 +86,7 @@ class Abandoner:
 
     def __init__(self, url: str, strategy: str) -> None:
         self.strategy = strategy
-        self.generator = TritonGenerator(url)
+        self.generator = TritonClient(url)
         self.client = triton_grpc.InferenceServerClient(url, channel_args=CHANNEL_OPTIONS)
 
     async def close(self) -> None:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import aiohttp
 import tritonclient.grpc.aio as triton_grpc
 
-from gateway.inference.triton import SamplingParams, build_inputs
+from gateway.sampling import SamplingParams
+from gateway.triton.inputs import build_inputs
 
 
 @dataclass

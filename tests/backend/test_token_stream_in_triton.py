@@ -10,7 +10,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.inference.triton import BackendError, SamplingParams, TokenStream, TritonGenerator
+from gateway.sampling import SamplingParams
+from gateway.triton.client import TritonClient
+from gateway.triton.errors import BackendError
+from gateway.triton.token_stream import TokenStream
 from llm_contract.engines import ENGINE_SPECS
 from local_runtime.triton_server import TritonServer
 from tests.accounting import twin_metric
@@ -24,8 +27,8 @@ LONG = SamplingParams(max_tokens=1500, seed=4)
 
 
 @pytest.fixture
-async def generator(triton: TritonServer) -> AsyncIterator[TritonGenerator]:
-    generator = TritonGenerator(triton.grpc_url)
+async def generator(triton: TritonServer) -> AsyncIterator[TritonClient]:
+    generator = TritonClient(triton.grpc_url)
     yield generator
     await generator.close()
 
@@ -63,7 +66,7 @@ async def ended_within(stream: TokenStream, seconds: float) -> bool:
 
 
 async def test_a_cancelled_stream_ends_by_a_stop_as_any_other_stream_ends(
-    triton: TritonServer, generator: TritonGenerator
+    triton: TritonServer, generator: TritonClient
 ) -> None:
     before = outcomes(triton)
     stream = generator.generate(MODEL, PROMPT, LONG, END_ID, request_id="abandoned-mid-way")
@@ -77,7 +80,7 @@ async def test_a_cancelled_stream_ends_by_a_stop_as_any_other_stream_ends(
 
 
 async def test_cancelling_the_task_reading_a_stream_leaves_its_generation_running(
-    triton: TritonServer, generator: TritonGenerator
+    triton: TritonServer, generator: TritonClient
 ) -> None:
     before = outcomes(triton)
     stream = generator.generate(
@@ -93,7 +96,7 @@ async def test_cancelling_the_task_reading_a_stream_leaves_its_generation_runnin
 
 
 async def test_a_stop_sent_before_the_first_response_is_sent_again_when_it_arrives(
-    triton: TritonServer, generator: TritonGenerator, monkeypatch: pytest.MonkeyPatch
+    triton: TritonServer, generator: TritonClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A stop can overtake the request it stops and find nothing to stop; here the first one
     is dropped on the way, as if it had."""
@@ -119,7 +122,7 @@ async def test_a_generation_whose_stop_is_ignored_has_its_call_cancelled_after_t
     triton: TritonServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A backend that ignores `stop` (a fault the twin never has) still loses the request."""
-    generator = TritonGenerator(triton.grpc_url, stop_grace_seconds=0.3)
+    generator = TritonClient(triton.grpc_url, stop_grace_seconds=0.3)
     monkeypatch.setattr(generator, "request_stop", lambda *arguments: None)
     before = outcomes(triton)
     stream = generator.generate(MODEL, PROMPT, LONG, END_ID, request_id="stop-ignored")

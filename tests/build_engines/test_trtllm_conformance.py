@@ -12,7 +12,8 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from gateway.inference import triton
+from gateway.sampling import SamplingParams
+from gateway.triton.inputs import GENERATION_OUTPUTS, build_inputs
 from llm_contract import trtllm_backend
 from llm_contract.engines import ENGINE_SPECS, PRECISIONS
 from llm_contract.trtllm_backend import TensorSpec
@@ -125,15 +126,15 @@ def test_the_ensemble_feeds_the_generation_model_contract_inputs_and_takes_both_
 
 
 def test_the_gateway_asks_for_both_outputs() -> None:
-    assert set(triton.GENERATION_OUTPUTS) >= set(trtllm_backend.REQUIRED_OUTPUTS)
+    assert set(GENERATION_OUTPUTS) >= set(trtllm_backend.REQUIRED_OUTPUTS)
 
 
 def test_the_gateway_sends_only_inputs_the_backend_reads() -> None:
-    params = triton.SamplingParams(
+    params = SamplingParams(
         max_tokens=8, temperature=0.5, top_p=0.9, top_k=4, seed=7,
         repetition_penalty=1.1, frequency_penalty=0.1, presence_penalty=0.1,
     )  # fmt: skip
-    sent = triton.build_inputs([1, 2, 3], params, end_id=2, stop_ids=[5])
+    sent = build_inputs([1, 2, 3], params, end_id=2, stop_ids=[5])
     names = {tensor.name() for tensor in sent}
     assert names <= trtllm_backend.INPUT_NAMES
     assert "seed" in names

@@ -6,7 +6,8 @@ import numpy as np
 import numpy.typing as npt
 
 from build_engines.cpu_twin.generation_request import GenerationRequest, read_request
-from gateway.inference.triton import SamplingParams, build_inputs
+from gateway.sampling import OPTIONAL_SAMPLING, SamplingParams
+from gateway.triton.inputs import SAMPLING_INPUTS, build_inputs
 from tests.cpu_twin.doubles import SMALL_CONFIG
 
 
@@ -35,3 +36,7 @@ def test_further_end_of_turn_ids_are_sent_as_one_token_stop_words() -> None:
 
 def test_without_further_end_ids_no_stop_words_are_sent() -> None:
     assert read_back().stop_words == ()
+
+
+def test_every_optional_sampling_option_names_the_input_carrying_it() -> None:
+    assert set(SAMPLING_INPUTS) == set(OPTIONAL_SAMPLING)
