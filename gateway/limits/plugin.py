@@ -1,4 +1,5 @@
-"""Wires limits into the app: the counter store (Redis or memory) lives as long as the app."""
+"""Wires limits into the app: the counter store (Redis, behind its failover, or memory) lives as
+long as the app."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
+from gateway.clock import Clock
 from gateway.db.engine import DatabasePlugin
 from gateway.health.routes import ReadinessCheck
+from gateway.limits.failover import FailoverLimitStore
 from gateway.limits.metrics import LimitStoreMetrics
 from gateway.limits.service import LimitsService
 from gateway.limits.store import LimitStore, MemoryLimitStore, RedisLimitStore
@@ -28,12 +31,14 @@ class LimitsPlugin(InitPluginProtocol):
         redis_settings: RedisSettings,
         database: DatabasePlugin,
         metrics: GatewayMetrics,
+        clock: Clock,
     ) -> None:
         self._settings = settings
         self._redis_url = redis_url
         self._redis_settings = redis_settings
         self._database = database
         self._metrics = metrics
+        self._clock = clock
         self._store_metrics = LimitStoreMetrics(metrics.registry)
         self._service: LimitsService | None = None
 
@@ -44,13 +49,18 @@ class LimitsPlugin(InitPluginProtocol):
 
     @asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        clock = self._clock
         store: LimitStore = (
-            RedisLimitStore(redis_client(self._redis_url, self._redis_settings))
+            FailoverLimitStore(
+                RedisLimitStore(redis_client(self._redis_url, self._redis_settings), clock),
+                MemoryLimitStore(clock) if self._settings.local_fallback else None,
+                self._store_metrics,
+            )
             if self._redis_url
-            else MemoryLimitStore()
+            else MemoryLimitStore(clock)
         )
         self._service = LimitsService(
-            store, self._settings, self._database.sessions, self._metrics, self._store_metrics
+            store, self._settings, self._database.sessions, self._metrics, clock
         )
         try:
             yield

@@ -7,8 +7,7 @@ last unit of a budget cannot both get it, and a refused admission changes nothin
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -16,6 +15,8 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from gateway.clock import SYSTEM_CLOCK, Clock
 
 REDIS_OUTAGES = (RedisConnectionError, RedisTimeoutError)
 """What redis-py raises when Redis is down, stalled or goes away mid-command (its
@@ -54,6 +55,36 @@ class Lease:
 
 
 @dataclass(frozen=True)
+class Standing:
+    """Where one budget stands after an admission that reached it."""
+
+    budget: Budget
+    used: int
+    """Its count before this admission."""
+    passed: bool
+    """False: this budget refused the admission."""
+
+    @property
+    def remaining(self) -> int:
+        """What it has left, this admission's charge counted if the budget passed it."""
+        charged = self.budget.amount if self.passed else 0
+        return max(0, self.budget.limit - self.used - charged)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A verdict read by the names its budgets were given (`Verdict.read`)."""
+
+    standings: dict[str, Standing]
+    """Every budget the store reached, in order: the refusing one is the last."""
+    refused: str | None = None
+    """The budget that refused."""
+    lease_refused: bool = False
+    unseeded: str | None = None
+    """The MUST_EXIST budget whose counter does not exist; nothing was charged."""
+
+
+@dataclass(frozen=True)
 class Verdict:
     """`used`: each budget's count before this admission, up to the one that refused."""
 
@@ -63,6 +94,24 @@ class Verdict:
     lease_size: int = 0
     unseeded: int | None = None
     """Index of a MUST_EXIST budget whose counter does not exist; nothing was charged."""
+    store: LimitStore | None = None
+    """The store whose counters took the admission when it is not the store asked (a
+    failover's fallback): settle it there."""
+
+    def read(self, budgets: Mapping[str, Budget]) -> Reading:
+        """This verdict on `budgets` (the ones admitted, in their order), by their names."""
+        names = list(budgets)
+        if self.unseeded is not None:
+            return Reading({}, unseeded=names[self.unseeded])
+        standings = {
+            name: Standing(budgets[name], used, passed=index != self.refused_at)
+            for index, (name, used) in enumerate(zip(names, self.used, strict=False))
+        }
+        if self.refused_at is None:
+            return Reading(standings)
+        if self.refused_at == len(names):
+            return Reading(standings, lease_refused=True)
+        return Reading(standings, refused=names[self.refused_at])
 
 
 @dataclass(frozen=True)
@@ -89,7 +138,8 @@ class LimitStore(Protocol):
 class MemoryLimitStore:
     """One process's counters; windows expire by time, leases by their deadline."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
         self._counters: dict[str, tuple[int, float]] = {}
         self._sets: dict[str, dict[str, float]] = {}
 
@@ -97,13 +147,13 @@ class MemoryLimitStore:
         entry = self._counters.get(key)
         if entry is None:
             return None
-        if entry[1] <= time.time():
+        if entry[1] <= self._clock.now():
             del self._counters[key]
             return None
         return entry[0]
 
     async def admit(self, budgets: Sequence[Budget], lease: Lease | None) -> Verdict:
-        now = time.time()
+        now = self._clock.now()
         used: list[int] = []
         for index, budget in enumerate(budgets):
             value = self._live(budget.key)
@@ -236,8 +286,9 @@ class RedisLimitStore:
     this replica runs carries it, so a short outage does not hold stream slots for an hour.
     """
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, clock: Clock = SYSTEM_CLOCK) -> None:
         self._redis = redis
+        self._clock = clock
         self._admit = redis.register_script(_ADMIT)
         self._settle = redis.register_script(_SETTLE)
         self._unreleased: dict[tuple[str, str], None] = {}
@@ -249,7 +300,7 @@ class RedisLimitStore:
             seed = "" if budget.seed is None else budget.seed
             args += [budget.amount, budget.limit, _millis(budget.ttl_seconds), seed]
         if lease is not None:
-            now = time.time()
+            now = self._clock.now()
             keys.append(lease.key)
             args += [now, lease.limit, now + lease.seconds, lease.member, _millis(lease.seconds)]
         reply = await self._run(self._admit, keys, args)

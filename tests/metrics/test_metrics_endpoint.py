@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -54,7 +52,9 @@ def traffic(
     cpu_model_repository,  # type: ignore[no-untyped-def]
     tmp_path_factory: pytest.TempPathFactory,
 ) -> object:
-    """One gateway, known traffic: 2 streamed + 1 plain run, 1 unknown model, 1 over a limit."""
+    """One gateway, known traffic: 2 streamed + 1 plain run, 1 unknown model, and 3 runs on an
+    account allowed 1 a minute: over one minute or two, 1 or 2 of them are admitted (yielded)
+    and the rest refused."""
     factory = GatewayFactory(
         database_factory, triton, cpu_model_repository, tmp_path_factory.mktemp("metrics")
     )
@@ -70,42 +70,46 @@ def traffic(
         ]
     plain = run(gateway, account, {"prompt": "Hi", "max_tokens": 10})
     run(gateway, account, {"prompt": "Hi"}, model="@cf/no/such-model")
-    if time.time() % 60 > 55:
-        time.sleep(6)
-    run(gateway, limited, {"prompt": "Hi", "max_tokens": 2})
-    run(gateway, limited, {"prompt": "Hi", "max_tokens": 2})
+    limited_runs = [run(gateway, limited, {"prompt": "Hi", "max_tokens": 2}) for _ in range(3)]
+    admitted = sum(reply.status_code == 200 for reply in limited_runs)
+    assert 1 <= admitted <= 2
     wait_for_records(gateway, 4, account_id=account[0])
-    wait_for_records(gateway, 2, account_id=limited[0])
+    wait_for_records(gateway, 3, account_id=limited[0])
     usages = [events.json_events[-1]["usage"] for events in streamed]
     usages.append(plain.json()["result"]["usage"])
-    yield gateway, account, usages
+    yield gateway, account, usages, admitted
     for process in factory.started:
         process.stop()
 
 
-def test_every_gateway_metric_is_exposed(traffic: tuple[GatewayProcess, object, object]) -> None:
+def test_every_gateway_metric_is_exposed(
+    traffic: tuple[GatewayProcess, object, object, int],
+) -> None:
     names = {name for name, _ in scrape(traffic[0])}
     assert names >= GATEWAY_METRICS
 
 
 def test_requests_are_counted_by_model_and_status(
-    traffic: tuple[GatewayProcess, object, object],
+    traffic: tuple[GatewayProcess, object, object, int],
 ) -> None:
-    samples = scrape(traffic[0])
-    assert value(samples, "gateway_requests_total", model=INT8, status="ok") == 4
+    gateway, _, _, admitted = traffic
+    samples = scrape(gateway)
+    assert value(samples, "gateway_requests_total", model=INT8, status="ok") == 3 + admitted
     assert value(samples, "gateway_requests_total", model="unknown", status="rejected") == 1
-    assert value(samples, "gateway_requests_total", status="rate_limited") == 1
-    assert value(samples, "gateway_rate_limit_rejections_total", limit="requests_per_minute") == 1
+    assert value(samples, "gateway_requests_total", status="rate_limited") == 3 - admitted
+    assert value(samples, "gateway_rate_limit_rejections_total", limit="requests_per_minute") == (
+        3 - admitted
+    )
 
 
 def test_token_counters_match_the_usage_sent_to_clients(
-    traffic: tuple[GatewayProcess, tuple[str, str], list[dict[str, int]]],
+    traffic: tuple[GatewayProcess, tuple[str, str], list[dict[str, int]], int],
 ) -> None:
-    gateway, account, usages = traffic
+    gateway, account, usages, _ = traffic
     samples = scrape(gateway)
     completion = sum(u["completion_tokens"] for u in usages)
     prompt = sum(u["prompt_tokens"] for u in usages)
-    # The limited account's one admitted run is counted too.
+    # The limited account's admitted runs are counted too.
     assert value(samples, "gateway_completion_tokens_total", model=INT8) >= completion
     assert (
         value(samples, "gateway_account_tokens_total", account=account[0], kind="completion")
@@ -117,17 +121,18 @@ def test_token_counters_match_the_usage_sent_to_clients(
 
 
 def test_latency_histograms_count_each_admitted_run(
-    traffic: tuple[GatewayProcess, object, object],
+    traffic: tuple[GatewayProcess, object, object, int],
 ) -> None:
-    samples = scrape(traffic[0])
-    assert value(samples, "gateway_time_to_first_token_seconds_count", model=INT8) == 4
-    assert value(samples, "gateway_request_duration_seconds_count", model=INT8) == 4
+    gateway, _, _, admitted = traffic
+    samples = scrape(gateway)
+    assert value(samples, "gateway_time_to_first_token_seconds_count", model=INT8) == 3 + admitted
+    assert value(samples, "gateway_request_duration_seconds_count", model=INT8) == 3 + admitted
     # One observation per text event after a stream's first (an event may carry several).
     assert 0 < value(samples, "gateway_inter_token_latency_seconds_count", model=INT8) <= 40
 
 
 def test_no_stream_is_left_active_and_the_usage_queue_is_drained(
-    traffic: tuple[GatewayProcess, object, object],
+    traffic: tuple[GatewayProcess, object, object, int],
 ) -> None:
     samples = scrape(traffic[0])
     assert value(samples, "gateway_active_streams", model=INT8) == 0
