@@ -1,7 +1,10 @@
-"""Server-Sent Events for a generation: one event per text piece, usage, then `[DONE]`.
+"""Streaming a run: the `text/event-stream` response (`EventStream`), and the backend's
+items with a heartbeat whenever it stays silent (`with_heartbeats`).
 
 The backend is read on its own task so that the writer can send a comment keep-alive
 while the model is silent (proxies drop idle connections) without cancelling a gRPC read.
+The SSE framing is `gateway.inference.sse`'s; what the server knows about the client's
+connection (closed, writes paused) is asked of `gateway.asgi_connection`.
 """
 
 from __future__ import annotations
@@ -9,28 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import anyio
-import msgspec
 from litestar.response import Stream
 from litestar.response.base import ASGIResponse
 from litestar.response.streaming import ASGIStreamingResponse
-from litestar.types import Message, Receive, Send
+from litestar.types import HTTPResponseBodyEvent, Receive, Send
+
+from gateway.asgi_connection import ClientConnection, connection_of
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
-KEEPALIVE_COMMENT = b": keep-alive\n\n"
-DONE_EVENT = b"data: [DONE]\n\n"
-SSE_HEADERS = {
-    "Cache-Control": "no-cache, no-transform",
-    "X-Accel-Buffering": "no",
-    "Connection": "keep-alive",
-}
-_encoder = msgspec.json.Encoder()
 logger = logging.getLogger("gateway.streaming")
 
 
@@ -43,115 +38,79 @@ class StreamSettings:
     buffer_bytes: int = 64 * 1024
 
 
-def _request_cycle(receive: Receive) -> Any:
-    return getattr(receive, "__self__", None)
-
-
-def _connection_closed(receive: Receive) -> bool:
-    """Whether the server knows the client is gone: its next `send()` would be dropped.
-
-    ASGI servers drop `send()`s after a disconnect without an error. uvicorn keeps the state
-    on the request cycle that `receive` is bound to (`disconnected`, and its transport is
-    closing as soon as the client's end-of-stream arrives); elsewhere this is False, and the
-    disconnect listener ends the stream a moment later.
-    """
-    cycle = _request_cycle(receive)
-    if cycle is None:
-        return False
-    transport = getattr(cycle, "transport", None)
-    closing = transport is not None and transport.is_closing()
-    return bool(getattr(cycle, "disconnected", False)) or closing
-
-
-def _writes_paused(receive: Receive) -> bool:
-    """Whether a `send()` may wait for the client (uvicorn's flow control); unknown: True.
-
-    Only then is the send timed, which keeps the common path free of a timer per event."""
-    flow = getattr(_request_cycle(receive), "flow", None)
-    return flow is None or bool(flow.write_paused)
-
-
-def _bound_buffers(receive: Receive, size: int) -> None:
-    """Cap what a stream may buffer: the transport pauses the sender past `size`, and the
-    kernel's send buffer is fixed at `size` (uvicorn; other servers keep their own)."""
-    transport = getattr(_request_cycle(receive), "transport", None)
-    if transport is None:
-        return
-    transport.set_write_buffer_limits(high=size)
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
-
-
-def _abort_connection(receive: Receive | None) -> None:
-    """Cut a connection whose client stopped reading (uvicorn; elsewhere the response simply
-    ends unfinished, which makes the server close it)."""
-    transport = getattr(_request_cycle(receive), "transport", None) if receive else None
-    if transport is not None:
-        transport.abort()
-
-
-class _ClosingStreamingResponse(ASGIStreamingResponse):
-    """Stops at a disconnect before the iterator resumes, and closes the iterator however
-    the stream ends.
+class _EventStreamResponse(ASGIStreamingResponse):
+    """Stops at a disconnect before the iterator resumes, drops a client that takes nothing
+    for `send_timeout` seconds, and closes the iterator however the stream ends.
 
     An event generator resumes only after its last event was handed to a live connection,
-    which is what makes its token accounting exact. When the client disconnects, Litestar
-    cancels the sending task, often while it waits in `send()`; the generator is then left
-    suspended, so it is closed here (shielded from the cancellation), which cancels the
-    backend request at once.
+    which is what makes its token accounting exact. The body is sent while a listener waits
+    for the client's disconnect and then cancels the sending, often while it waits in
+    `send()`; the generator is then left suspended, so it is closed here (shielded from the
+    cancellation), which cancels the backend request at once.
+
+    Only `send_body`, the hook Litestar leaves to streaming subclasses, is replaced.
     """
 
-    _receive: Receive | None = None
-    send_timeout: float = 30.0
-    buffer_bytes: int | None = None
+    def __init__(self, *, send_timeout: float, buffer_bytes: int | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.send_timeout = send_timeout
+        self.buffer_bytes = buffer_bytes
 
     async def send_body(self, send: Send, receive: Receive) -> None:
         """A client gone before the body (its transport already closed) ends the stream
         here: bounding a closed transport's buffers raises, and the iterator would then be
         left to the garbage collector, with its generation still running."""
-        self._receive = receive
+        connection = connection_of(receive)
         try:
-            if _connection_closed(receive):
+            if connection.closed:
                 return
             if self.buffer_bytes is not None:
-                _bound_buffers(receive, self.buffer_bytes)
-            await super().send_body(send, receive)
+                connection.bound_buffers(self.buffer_bytes)
+            async with anyio.create_task_group() as group:
+                group.start_soon(_cancel_at_disconnect, receive, group.cancel_scope)
+                await self._send_events(send, connection)
+                group.cancel_scope.cancel()
         finally:
             await self._close_iterator()
 
-    async def _stream(self, send: Send) -> None:
-        try:
-            receive = self._receive
-            async for chunk in self.iterator:
-                body = chunk if isinstance(chunk, bytes) else chunk.encode(self.encoding)
-                if receive is not None and _connection_closed(receive):
+    async def _send_events(self, send: Send, connection: ClientConnection) -> None:
+        """Each chunk, then the end of the body; a `send()` is timed only while writes are
+        paused, which keeps the common path free of a timer per event."""
+        async for chunk in self.iterator:
+            body = chunk if isinstance(chunk, bytes) else chunk.encode(self.encoding)
+            if connection.closed:
+                return
+            message: HTTPResponseBodyEvent = {
+                "type": "http.response.body",
+                "body": body,
+                "more_body": True,
+            }
+            if not connection.writes_paused:
+                await send(message)
+            else:
+                try:
+                    async with asyncio.timeout(self.send_timeout):
+                        await send(message)
+                except TimeoutError:
+                    logger.info("client took nothing for %ss: stream dropped", self.send_timeout)
+                    connection.abort()
                     return
-                message: Message = {"type": "http.response.body", "body": body, "more_body": True}
-                if receive is not None and not _writes_paused(receive):
-                    await send(message)
-                else:
-                    try:
-                        async with asyncio.timeout(self.send_timeout):
-                            await send(message)
-                    except TimeoutError:
-                        logger.info(
-                            "client took nothing for %ss: stream dropped", self.send_timeout
-                        )
-                        _abort_connection(receive)
-                        return
-                if receive is not None and _connection_closed(receive):
-                    return
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        finally:
-            await self._close_iterator()
+            if connection.closed:
+                return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _close_iterator(self) -> None:
         aclose = getattr(self.iterator, "aclose", None)
         if aclose is not None:
             with anyio.CancelScope(shield=True):
                 await aclose()
+
+
+async def _cancel_at_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    """The request's body was read: what `receive` returns next is the disconnect."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
 
 
 class FirstThenRest:
@@ -207,7 +166,7 @@ class EventStream(Stream):
         **_: Any,
     ) -> ASGIResponse:
         assert not callable(self.iterator), "EventStream takes the generator itself"
-        response = _ClosingStreamingResponse(
+        return _EventStreamResponse(
             iterator=self.iterator,
             background=self.background,
             content_length=0,
@@ -217,17 +176,9 @@ class EventStream(Stream):
             is_head_response=is_head_response,
             media_type="text/event-stream",
             status_code=self.status_code or 200,
+            send_timeout=self.send_timeout,
+            buffer_bytes=self.buffer_bytes,
         )
-        response.send_timeout = self.send_timeout
-        response.buffer_bytes = self.buffer_bytes
-        return response
-
-
-def sse_event(payload: object, event_id: int | None = None) -> bytes:
-    """`data:` first, so that line-oriented readers that look only at `data:` lines work."""
-    if event_id is None:
-        return b"data: " + _encoder.encode(payload) + b"\n\n"
-    return b"data: %b\nid: %d\n\n" % (_encoder.encode(payload), event_id)
 
 
 class _Failure:

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.inference.streaming import HEARTBEAT, sse_event, with_heartbeats
+from gateway.inference.sse import sse_event
+from gateway.inference.streaming import HEARTBEAT, with_heartbeats
 
 
 class SlowTokens:
