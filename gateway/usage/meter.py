@@ -20,21 +20,22 @@ from sqlalchemy import insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.clock import SYSTEM_CLOCK, Clock
+from gateway.error_codes import ErrorCode
 from gateway.errors import ApiError, is_refused_data
 from gateway.metrics.registry import GatewayMetrics
+from gateway.usage.client_request_id import storable as storable_client_request_id
 from gateway.usage.journal import Journal, JournalRecord, orphaned_journals, storable_model
 from gateway.usage.models import UsageRecord
 from gateway.usage.status import RunStatus
 
 logger = logging.getLogger("gateway.usage")
 
-USAGE_BACKLOG_FULL = 3047
-
 
 def backlog_full() -> ApiError:
     return ApiError(
         503,
-        USAGE_BACKLOG_FULL,
+        ErrorCode.USAGE_BACKLOG_FULL,
         "Usage cannot be recorded right now (the usage database is behind); retry shortly",
         {"Retry-After": "5"},
     )
@@ -43,16 +44,17 @@ def backlog_full() -> ApiError:
 class MeteredRequest:
     """One request's open record: token counts go to the journal slot, not the database."""
 
-    __slots__ = ("_meter", "_slot", "record")
+    __slots__ = ("_clock", "_meter", "_slot", "record")
 
-    def __init__(self, meter: Meter | None, slot: int, record: JournalRecord) -> None:
+    def __init__(self, meter: Meter | None, slot: int, record: JournalRecord, clock: Clock) -> None:
         self._meter = meter
         self._slot = slot
         self.record = record
+        self._clock = clock
 
     def first_token(self) -> None:
         if self.record.first_token_at == 0.0:
-            self.record.first_token_at = time.time()
+            self.record.first_token_at = self._clock.now()
             if self._meter is not None:
                 self._meter.journal.set_first_token_at(self._slot, self.record.first_token_at)
 
@@ -65,7 +67,7 @@ class MeteredRequest:
         if self._meter is None or self.record.ended_at:
             return
         self.record.status = status
-        self.record.ended_at = time.time()
+        self.record.ended_at = self._clock.now()
         self._meter.close(self._slot, self.record)
 
 
@@ -73,19 +75,47 @@ class UsageMeter:
     """The meter's interface. By itself it keeps nothing: metering off
     (`GATEWAY_USAGE_ENABLED=false`, only to measure metering's own cost)."""
 
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
+        """What a record's start, first token and end are read from."""
+
     @property
     def pending(self) -> int:
         return 0
 
     def open(
-        self, request_id: str, account_id: str, token_id: str, model: str, prompt_tokens: int
+        self,
+        request_id: str,
+        account_id: str,
+        token_id: str,
+        model: str,
+        prompt_tokens: int,
+        *,
+        client_request_id: str | None = None,
     ) -> MeteredRequest:
         return MeteredRequest(
-            None, 0, JournalRecord(request_id, account_id, token_id, model, prompt_tokens)
+            None,
+            0,
+            JournalRecord(
+                request_id,
+                account_id,
+                token_id,
+                model,
+                prompt_tokens,
+                client_request_id=client_request_id,
+            ),
+            self.clock,
         )
 
     def record_refusal(
-        self, request_id: str, account_id: str, token_id: str, model: str, status: RunStatus
+        self,
+        request_id: str,
+        account_id: str,
+        token_id: str,
+        model: str,
+        status: RunStatus,
+        *,
+        client_request_id: str | None = None,
     ) -> None:
         pass
 
@@ -103,6 +133,7 @@ def _row(record: JournalRecord) -> dict[str, Any]:
         "time_to_first_token_ms": None if ttft is None else ttft * 1000,
         "duration_ms": max(0.0, record.ended_at - record.started_at) * 1000,
         "started_at": datetime.fromtimestamp(record.started_at, UTC),
+        "client_request_id": record.client_request_id,
     }
 
 
@@ -115,7 +146,9 @@ class Meter(UsageMeter):
         flush_interval: float,
         batch_size: int,
         metrics: GatewayMetrics,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        super().__init__(clock)
         self._sessions = sessions
         self._journal_dir = journal_dir
         self.journal = Journal(journal_dir, max_pending)
@@ -127,28 +160,47 @@ class Meter(UsageMeter):
         self._writer: asyncio.Task[None] | None = None
 
     def open(
-        self, request_id: str, account_id: str, token_id: str, model: str, prompt_tokens: int
+        self,
+        request_id: str,
+        account_id: str,
+        token_id: str,
+        model: str,
+        prompt_tokens: int,
+        *,
+        client_request_id: str | None = None,
     ) -> MeteredRequest:
-        """Open the request's record, or refuse the request when no record can be kept."""
+        """Open the request's record, or refuse the request when no record can be kept.
+        `client_request_id` is the client's `X-Request-Id`; one that is not a valid id (see
+        `gateway.usage.client_request_id`) is not kept."""
         record = JournalRecord(
             request_id,
             account_id,
             token_id,
             storable_model(model),
             prompt_tokens,
-            started_at=time.time(),
+            started_at=self.clock.now(),
+            client_request_id=storable_client_request_id(client_request_id),
         )
         slot = self.journal.open(record)
         if slot is None:
             raise backlog_full()
-        return MeteredRequest(self, slot, record)
+        return MeteredRequest(self, slot, record, self.clock)
 
     def record_refusal(
-        self, request_id: str, account_id: str, token_id: str, model: str, status: RunStatus
+        self,
+        request_id: str,
+        account_id: str,
+        token_id: str,
+        model: str,
+        status: RunStatus,
+        *,
+        client_request_id: str | None = None,
     ) -> None:
         """A request refused before the backend: a record with no tokens, if one fits."""
         with contextlib.suppress(ApiError):
-            self.open(request_id, account_id, token_id, model, 0).finish(status)
+            self.open(
+                request_id, account_id, token_id, model, 0, client_request_id=client_request_id
+            ).finish(status)
 
     def close(self, slot: int, record: JournalRecord) -> None:
         self.journal.close(slot, record)

@@ -10,6 +10,7 @@ from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
+from gateway.clock import Clock
 from gateway.db.engine import DatabasePlugin
 from gateway.metrics.registry import GatewayMetrics
 from gateway.settings import UsageSettings
@@ -19,11 +20,16 @@ from gateway.usage.routes import AccountUsageController
 
 class UsagePlugin(InitPluginProtocol):
     def __init__(
-        self, settings: UsageSettings, database: DatabasePlugin, metrics: GatewayMetrics
+        self,
+        settings: UsageSettings,
+        database: DatabasePlugin,
+        metrics: GatewayMetrics,
+        clock: Clock,
     ) -> None:
         self._settings = settings
         self._database = database
         self._metrics = metrics
+        self._clock = clock
         self._meter: UsageMeter | None = None
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
@@ -36,7 +42,7 @@ class UsagePlugin(InitPluginProtocol):
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
         """Starts after the database and stops before it: the last batch is written on exit."""
         if not self._settings.enabled:
-            self._meter = UsageMeter()
+            self._meter = UsageMeter(self._clock)
             yield
             return
         settings = self._settings
@@ -47,6 +53,7 @@ class UsagePlugin(InitPluginProtocol):
             settings.flush_interval_seconds,
             settings.batch_size,
             self._metrics,
+            self._clock,
         )
         await meter.start()
         self._meter = meter

@@ -11,9 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.admin import ADMIN_ERROR_RESPONSES
 from gateway.db.base import in_utc
 from gateway.envelope import Envelope, error_responses, ok
-from gateway.errors import BAD_INPUT, ApiError
+from gateway.error_codes import ErrorCode
+from gateway.errors import ApiError
 from gateway.paging import PagedEnvelope, PageRequest, paged, paging
 from gateway.tokens.auth import Caller
+from gateway.usage.client_request_id import MAX_LENGTH, PATTERN, is_client_request_id
 from gateway.usage.meter import UsageMeter
 from gateway.usage.schemas import (
     AccountGrouping,
@@ -28,6 +30,12 @@ SINCE = Parameter(
     description="Start (ISO 8601 date or time, UTC if no offset); default: start of this month"
 )
 UNTIL = Parameter(description="End, exclusive (ISO 8601); default: now")
+CLIENT_REQUEST_ID = Parameter(
+    query="client_request_id",  # not the handler's argument name: that is the run's header
+    default=None,
+    description="The client's `X-Request-Id` of the run (exact match; a client may reuse one)",
+    schema_extra={"pattern": PATTERN, "maxLength": MAX_LENGTH},
+)
 
 
 def _moment(name: str, value: str | None) -> datetime | None:
@@ -40,11 +48,22 @@ def _moment(name: str, value: str | None) -> datetime | None:
     if moment is None:
         raise ApiError(
             400,
-            BAD_INPUT,
+            ErrorCode.BAD_INPUT,
             f"Bad input: '{name}' is not an ISO 8601 date or time within years 1-9999 UTC: "
             f"{value!r}",
         )
     return moment
+
+
+def _client_request_id(value: str | None) -> str | None:
+    if value is not None and not is_client_request_id(value):
+        raise ApiError(
+            400,
+            ErrorCode.BAD_INPUT,
+            "Bad input: 'client_request_id' is 1-64 characters of A-Z, a-z, 0-9, '.', '_', '-'",
+            param="client_request_id",
+        )
+    return value
 
 
 async def _report(
@@ -114,11 +133,19 @@ class AdminUsageController(Controller):
         until: str | None = UNTIL,
         account_id: str | None = None,
         request_id: str | None = Parameter(
-            default=None, description="The run's `x-request-id` response header"
+            default=None,
+            description="The run's id: its `x-run-id` response header (and `x-request-id` when "
+            "the client sent none)",
         ),
+        client_id: str | None = CLIENT_REQUEST_ID,
     ) -> PagedEnvelope[UsageRecordRead]:
         start, end = period(_moment("since", since), _moment("until", until))
         records, total = await UsageService(db_session).records(
-            start, end, account_id, request_id, page=page_request
+            start,
+            end,
+            account_id,
+            request_id,
+            client_request_id=_client_request_id(client_id),
+            page=page_request,
         )
         return paged(records, total, page_request)

@@ -46,3 +46,5 @@ class UsageRecordRead(msgspec.Struct, frozen=True):
     time_to_first_token_ms: float | None
     duration_ms: float
     started_at: datetime
+    client_request_id: str | None
+    """The client's `X-Request-Id`, if it sent one (`request_id` is the gateway's)."""

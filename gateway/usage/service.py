@@ -9,7 +9,8 @@ from sqlalchemy import Date, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.base import as_utc
-from gateway.errors import BAD_INPUT, ApiError
+from gateway.error_codes import ErrorCode
+from gateway.errors import ApiError
 from gateway.paging import PageRequest, fetch_page
 from gateway.usage.models import UsageRecord
 from gateway.usage.schemas import UsageRecordRead, UsageRow
@@ -22,7 +23,7 @@ def period(since: datetime | None, until: datetime | None) -> tuple[datetime, da
     end = until or now
     start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end))
     if start >= end:
-        raise ApiError(400, BAD_INPUT, "Bad input: 'since' must be before 'until'")
+        raise ApiError(400, ErrorCode.BAD_INPUT, "Bad input: 'since' must be before 'until'")
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
@@ -73,9 +74,11 @@ class UsageService:
         account_id: str | None = None,
         request_id: str | None = None,
         *,
+        client_request_id: str | None = None,
         page: PageRequest,
     ) -> tuple[list[UsageRecordRead], int]:
-        """The newest records first: one page, and how many records match."""
+        """The newest records first: one page, and how many records match. `request_id` is
+        the gateway's id of a run; `client_request_id` the client's (which it may reuse)."""
         statement = (
             select(UsageRecord)
             .where(UsageRecord.started_at >= since, UsageRecord.started_at < until)
@@ -85,6 +88,8 @@ class UsageService:
             statement = statement.where(UsageRecord.account_id == account_id)
         if request_id is not None:
             statement = statement.where(UsageRecord.id == request_id)
+        if client_request_id is not None:
+            statement = statement.where(UsageRecord.client_request_id == client_request_id)
         records, total = await fetch_page(self.session, statement, page)
         rows = [
             UsageRecordRead(
@@ -98,6 +103,7 @@ class UsageService:
                 record.time_to_first_token_ms,
                 record.duration_ms,
                 as_utc(record.started_at),
+                record.client_request_id,
             )
             for record in records
         ]
