@@ -8,7 +8,8 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from gateway.envelope import error_responses
-from gateway.errors import AUTHENTICATION, ApiError
+from gateway.error_codes import ErrorCode
+from gateway.errors import ApiError
 from gateway.tokens.throttle import AuthenticationThrottle
 
 ADMIN_ERROR_RESPONSES = error_responses(
@@ -46,7 +47,7 @@ class AdminGuard:
     def __call__(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
         if self._expected is None:
             raise ApiError(
-                401, AUTHENTICATION, "The admin API is disabled: set GATEWAY_ADMIN_TOKEN"
+                401, ErrorCode.AUTHENTICATION, "The admin API is disabled: set GATEWAY_ADMIN_TOKEN"
             )
         address = connection.client.host if connection.client else None
         self._throttle.check(address)
@@ -54,8 +55,10 @@ class AdminGuard:
         if presented is None:
             self._throttle.failed(address, "admin_token")
             raise ApiError(
-                401, AUTHENTICATION, "Missing admin token: send Authorization: Bearer <token>"
+                401,
+                ErrorCode.AUTHENTICATION,
+                "Missing admin token: send Authorization: Bearer <token>",
             )
         if not secrets.compare_digest(presented.encode(), self._expected):
             self._throttle.failed(address, "admin_token")
-            raise ApiError(401, AUTHENTICATION, "Invalid admin token")
+            raise ApiError(401, ErrorCode.AUTHENTICATION, "Invalid admin token")

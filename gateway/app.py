@@ -12,6 +12,7 @@ from litestar.types import ASGIApp
 
 from gateway.accounts.routes import AccountController
 from gateway.admin import AdminGuard
+from gateway.clock import SystemClock
 from gateway.cors import AllowedHosts, CrossOriginPolicy
 from gateway.db.engine import DatabasePlugin
 from gateway.error_format import EXCEPTION_HANDLERS
@@ -38,6 +39,8 @@ from gateway.tokens.routes import (
 )
 from gateway.usage.plugin import UsagePlugin
 from gateway.usage.routes import AdminUsageController
+from gateway.workers_ai.routes import WorkersAiController
+from gateway.workers_ai.schemas import RunBodySchema
 
 
 def freeze_startup_heap() -> None:
@@ -59,6 +62,7 @@ def create_asgi_app(settings: Settings | None = None) -> ASGIApp:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
+    clock = SystemClock()
     database = DatabasePlugin(settings.database.url, settings.database.pool_size)
     metrics = GatewayMetrics(per_account=settings.metrics.per_account)
     tokens = TokensPlugin(settings.security, settings.redis_url, settings.redis, metrics)
@@ -76,7 +80,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             settings.server.max_messages, settings.server.max_prompt_characters
         ),
     )
-    limits = LimitsPlugin(settings.limits, settings.redis_url, settings.redis, database, metrics)
+    limits = LimitsPlugin(
+        settings.limits, settings.redis_url, settings.redis, database, metrics, clock
+    )
     admin = Router(
         path="/admin/v1",
         route_handlers=[
@@ -99,14 +105,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
             metrics_handler(metrics),
             playground_router(),
+            WorkersAiController,
             *openai_routers(),
         ],
         plugins=[
             database,
             tokens,
-            UsagePlugin(settings.usage, database, metrics),
+            UsagePlugin(settings.usage, database, metrics, clock),
             limits,
             inference,
+            RunBodySchema(),
         ],
         dependencies={
             "caller": Provide(provide_caller),

@@ -19,7 +19,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from gateway.asgi_edge import error_envelope, normalised_path, respond
-from gateway.errors import AUTHENTICATION, HOST_NOT_ALLOWED
+from gateway.error_codes import ErrorCode
 
 ACCOUNT_API_PREFIXES = ("/client/v4/", "/v1/")
 ADMIN_API_PREFIX = "/admin/"
@@ -28,6 +28,7 @@ OWN_HOST_PREFIXES = (ADMIN_API_PREFIX, "/playground")
 EXPOSED_HEADERS = b", ".join(
     [
         b"x-request-id",
+        b"x-run-id",
         b"retry-after",
         b"x-should-retry",
         *(
@@ -37,13 +38,14 @@ EXPOSED_HEADERS = b", ".join(
         ),
     ]
 )
-"""What scripts may read: the run's usage record id and what a limit says about retrying."""
+"""What scripts may read: the request's ids (the run's is its usage record's) and what a limit
+says about retrying."""
 PREFLIGHT_MAX_AGE_SECONDS = b"600"
 _ADMIN_REFUSAL = error_envelope(
-    AUTHENTICATION, "The admin API does not answer cross-origin requests"
+    ErrorCode.AUTHENTICATION, "The admin API does not answer cross-origin requests"
 )
 _HOST_REFUSAL = error_envelope(
-    HOST_NOT_ALLOWED,
+    ErrorCode.HOST_NOT_ALLOWED,
     "This host name is not one the gateway answers for its admin API and playground "
     "(GATEWAY_ALLOWED_HOSTS)",
 )

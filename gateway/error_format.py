@@ -17,14 +17,25 @@ from litestar import Response
 from gateway import errors
 from gateway.asgi_edge import normalise, normalised_path
 from gateway.errors import AnyRequest, ApiError
+from gateway.inference.request_ids import HEADER
 from gateway.openai_api import errors as openai_errors
 from gateway.openai_api.base_urls import is_openai_path
+from gateway.usage.client_request_id import is_client_request_id
 
 
 def error_response(request: AnyRequest, error: ApiError) -> Response[Any]:
+    _echo_client_request_id(request, error)
     if is_openai_path(normalised_path(request.scope)):
         return openai_errors.error_response(error)
     return errors.error_response(error)
+
+
+def _echo_client_request_id(request: AnyRequest, error: ApiError) -> None:
+    """Every error echoes a usable `X-Request-Id`, also those refused before a run began
+    (authentication, an unknown path); a run's own refusals already carry it."""
+    client_id = request.headers.get(HEADER)
+    if client_id is not None and HEADER not in error.headers and is_client_request_id(client_id):
+        error.headers[HEADER] = client_id
 
 
 def error_body(raw_target: bytes, error: ApiError) -> bytes:

@@ -1,27 +1,7 @@
 """Every error leaves the gateway as an `ApiError`, with a status and a numeric code: in the
 envelope, or under OpenAI's base URLs in OpenAI's format (`gateway.error_format`).
 
-Codes follow Workers AI where it has one; the rest are this gateway's own:
-
-| status | code | when |
-|---|---|---|
-| 400 | 3003 | body missing, not JSON, or with a key twice in one object |
-| 400 | 5006 | bad input (schema, ranges, unknown fields) |
-| 401 | 10000 | missing, malformed, unknown, revoked or expired token |
-| 403 | 10000 | token of another account |
-| 404 | 7003 | no such route (named in the message) or resource |
-| 405 | 7001 | method not allowed (the allowed ones named, and in `Allow`) |
-| 409 | 7004 | conflict (duplicate name) |
-| 413 | 3006 | request too large |
-| 415 | 3049 | body whose `Content-Type` is not JSON (none at all is read as JSON) |
-| 500 | 1000 | internal error (logged, never detailed to the client) |
-| 503 | 1001 | the database is unreachable (retry) |
-| 503 | 1002 | the limits' store (Redis) is unreachable (retry) |
-| 503 | 1003 | the process has too many open connections (retry) |
-| 400 | 7005 | `Host` not allowed for the admin API or the playground |
-| 429 | 10001 | too many failed authentications from this address (retry later) |
-
-Inference adds its own in `gateway/inference/errors.py`.
+Their codes, statuses and OpenAI names are the registry's (`gateway.error_codes`).
 """
 
 from __future__ import annotations
@@ -50,25 +30,11 @@ from sqlalchemy.exc import (
 )
 
 from gateway.envelope import ErrorDetail, ErrorEnvelope
+from gateway.error_codes import ErrorCode
 
 AnyRequest = Request[Any, Any, Any]
 
 logger = logging.getLogger("gateway")
-
-BODY_MISSING = 3003
-BAD_INPUT = 5006
-AUTHENTICATION = 10000
-NOT_FOUND = 7003
-METHOD_NOT_ALLOWED = 7001
-CONFLICT = 7004
-TOO_LARGE = 3006
-UNSUPPORTED_MEDIA_TYPE = 3049
-INTERNAL = 1000
-DATABASE_UNAVAILABLE = 1001
-LIMITS_UNAVAILABLE = 1002
-OVERLOADED = 1003
-HOST_NOT_ALLOWED = 7005
-AUTHENTICATION_THROTTLED = 10001
 
 
 class ApiError(Exception):
@@ -113,7 +79,10 @@ def _validation_error(_: AnyRequest, error: ValidationException) -> ApiError:
     )
     described = "; ".join(f"{item.get('key') or 'body'}: {item.get('message')}" for item in details)
     return ApiError(
-        400, BAD_INPUT, f"Bad input: {described or error.detail}", param=_field_at_fault(details)
+        400,
+        ErrorCode.BAD_INPUT,
+        f"Bad input: {described or error.detail}",
+        param=_field_at_fault(details),
     )
 
 
@@ -134,13 +103,13 @@ SHOWN_PATH_CHARS = 200
 def _http_error(request: AnyRequest, error: HTTPException) -> ApiError:
     status = error.status_code
     code = {
-        400: BAD_INPUT,
-        401: AUTHENTICATION,
-        403: AUTHENTICATION,
-        404: NOT_FOUND,
-        405: METHOD_NOT_ALLOWED,
-        413: TOO_LARGE,
-    }.get(status, INTERNAL if status >= 500 else BAD_INPUT)
+        400: ErrorCode.BAD_INPUT,
+        401: ErrorCode.AUTHENTICATION,
+        403: ErrorCode.AUTHENTICATION,
+        404: ErrorCode.NOT_FOUND,
+        405: ErrorCode.METHOD_NOT_ALLOWED,
+        413: ErrorCode.TOO_LARGE,
+    }.get(status, ErrorCode.INTERNAL if status >= 500 else ErrorCode.BAD_INPUT)
     route = f"{request.method} {request.url.path[:SHOWN_PATH_CHARS]}"
     message = {
         404: f"Not found: no route for {route}",
@@ -155,7 +124,7 @@ def _http_error(request: AnyRequest, error: HTTPException) -> ApiError:
 
 def _unexpected_error(_: AnyRequest, error: Exception) -> ApiError:
     logger.exception("unhandled error", exc_info=error)
-    return ApiError(HTTP_500_INTERNAL_SERVER_ERROR, INTERNAL, "Internal error")
+    return ApiError(HTTP_500_INTERNAL_SERVER_ERROR, ErrorCode.INTERNAL, "Internal error")
 
 
 UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
@@ -198,14 +167,14 @@ def _database_error(request: AnyRequest, error: Exception) -> ApiError:
     """
     if _sqlstate(error) in UNSTORABLE_TEXT_SQLSTATES:
         return ApiError(
-            400, BAD_INPUT, "Bad input: text with a character the database refuses (NUL)"
+            400, ErrorCode.BAD_INPUT, "Bad input: text with a character the database refuses (NUL)"
         )
     if not _is_outage(error):
         return _unexpected_error(request, error)
     logger.warning("database unavailable: %s", error)
     return ApiError(
         503,
-        DATABASE_UNAVAILABLE,
+        ErrorCode.DATABASE_UNAVAILABLE,
         "The database is unavailable; retry shortly",
         {"Retry-After": "2"},
     )
@@ -214,7 +183,7 @@ def _database_error(request: AnyRequest, error: Exception) -> ApiError:
 def _recursion_error(request: AnyRequest, error: RecursionError) -> ApiError:
     """JSON nested deeper than the decoder goes is bad input; any other recursion is a bug."""
     if "deserializing" in str(error):
-        return ApiError(400, BAD_INPUT, "Bad input: JSON is nested too deeply")
+        return ApiError(400, ErrorCode.BAD_INPUT, "Bad input: JSON is nested too deeply")
     return _unexpected_error(request, error)
 
 
@@ -224,9 +193,12 @@ def undecodable_body(error: msgspec.DecodeError | UnicodeDecodeError) -> ApiErro
     if isinstance(error, msgspec.ValidationError):
         message = str(error)
         return ApiError(
-            400, BAD_INPUT, f"Bad input: {message}", param=_field_at_fault([{"message": message}])
+            400,
+            ErrorCode.BAD_INPUT,
+            f"Bad input: {message}",
+            param=_field_at_fault([{"message": message}]),
         )
-    return ApiError(400, BODY_MISSING, f"Request body is not valid UTF-8 JSON: {error}")
+    return ApiError(400, ErrorCode.BODY_MISSING, f"Request body is not valid UTF-8 JSON: {error}")
 
 
 def _decode_error(_: AnyRequest, error: msgspec.DecodeError | UnicodeDecodeError) -> ApiError:

@@ -32,8 +32,9 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from gateway.error_codes import ErrorCode
 from gateway.error_format import error_body
-from gateway.errors import BAD_INPUT, OVERLOADED, ApiError
+from gateway.errors import ApiError
 from gateway.settings import ServerSettings, get_settings
 
 RETRY_AFTER_SECONDS = 1
@@ -105,7 +106,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 _refusal(
                     503,
                     b"Service Unavailable",
-                    error_body(b"", ApiError(503, OVERLOADED, message)),
+                    error_body(b"", ApiError(503, ErrorCode.OVERLOADED, message)),
                     b"retry-after: %d" % RETRY_AFTER_SECONDS,
                 )
             )
@@ -226,7 +227,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _error_body(self, status: int, message: str) -> bytes:
         """In the format of the API the request is for, as far as its target has arrived."""
-        return error_body(getattr(self, "url", b""), ApiError(status, BAD_INPUT, message))
+        return error_body(getattr(self, "url", b""), ApiError(status, ErrorCode.BAD_INPUT, message))
 
     def _refuse(self, response: bytes) -> None:
         """Answer `response` (if any) and close: nothing more of this connection is read."""

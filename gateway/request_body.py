@@ -16,13 +16,8 @@ import msgspec
 from litestar import Request
 from litestar.exceptions import SerializationException
 
-from gateway.errors import (
-    BAD_INPUT,
-    BODY_MISSING,
-    UNSUPPORTED_MEDIA_TYPE,
-    ApiError,
-    undecodable_body,
-)
+from gateway.error_codes import ErrorCode
+from gateway.errors import ApiError, undecodable_body
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 SCANNED_IN_A_THREAD_FROM = 64 * 1024
@@ -69,7 +64,9 @@ def _refuse_a_missing_body(request: Request[Any, Any, Any]) -> None:
     data = request.route_handler.parsed_data_field
     if data is not None and not data.is_optional and not data.has_default:
         raise ApiError(
-            400, BODY_MISSING, "Request body is missing: send a JSON object (application/json)"
+            400,
+            ErrorCode.BODY_MISSING,
+            "Request body is missing: send a JSON object (application/json)",
         )
 
 
@@ -88,7 +85,7 @@ def _refuse_a_type_that_is_not_json(content_type: str | None) -> None:
     shown = repr(content_type[:SHOWN_CHARS])
     raise ApiError(
         415,
-        UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode.UNSUPPORTED_MEDIA_TYPE,
         f"Content-Type {shown} is not JSON: send the body as JSON with "
         "'Content-Type: application/json'",
     )
@@ -101,7 +98,7 @@ def _utf8(body: bytes) -> str:
     except UnicodeDecodeError as error:
         raise ApiError(
             400,
-            BODY_MISSING,
+            ErrorCode.BODY_MISSING,
             f"Request body is not valid UTF-8 JSON: invalid byte at position {error.start}",
         ) from None
 
@@ -114,9 +111,11 @@ def refuse_duplicate_keys(text: str) -> None:
     try:
         json.loads(text, object_pairs_hook=_unique_keys)
     except RecursionError:
-        raise ApiError(400, BAD_INPUT, "Bad input: JSON is nested too deeply") from None
+        raise ApiError(400, ErrorCode.BAD_INPUT, "Bad input: JSON is nested too deeply") from None
     except ValueError as error:
-        raise ApiError(400, BODY_MISSING, f"Request body is not valid JSON: {error}") from None
+        raise ApiError(
+            400, ErrorCode.BODY_MISSING, f"Request body is not valid JSON: {error}"
+        ) from None
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> None:
@@ -128,7 +127,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> None:
             shown = repr(key[:SHOWN_CHARS]) + ("…" if len(key) > SHOWN_CHARS else "")
             raise ApiError(
                 400,
-                BODY_MISSING,
+                ErrorCode.BODY_MISSING,
                 f"Request body is not acceptable JSON: the key {shown} appears twice in one "
                 "object (keys must be unique)",
             )

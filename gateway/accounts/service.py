@@ -7,7 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.accounts.models import Account
 from gateway.accounts.schemas import AccountRead
 from gateway.db.base import as_utc
-from gateway.errors import CONFLICT, NOT_FOUND, ApiError
+from gateway.error_codes import ErrorCode
+from gateway.errors import ApiError
 from gateway.paging import PageRequest, fetch_page
 
 
@@ -26,7 +27,9 @@ class AccountService:
             await self.session.flush()
         except IntegrityError:
             await self.session.rollback()
-            raise ApiError(409, CONFLICT, f"An account named '{name}' already exists") from None
+            raise ApiError(
+                409, ErrorCode.CONFLICT, f"An account named '{name}' already exists"
+            ) from None
         return account_read(account)
 
     async def list(self, page: PageRequest) -> tuple[list[AccountRead], int]:
@@ -45,5 +48,5 @@ class AccountService:
     async def require(self, account_id: str) -> Account:
         account = await self.session.get(Account, account_id)
         if account is None:
-            raise ApiError(404, NOT_FOUND, f"No account with id '{account_id}'")
+            raise ApiError(404, ErrorCode.NOT_FOUND, f"No account with id '{account_id}'")
         return account

@@ -1,19 +1,13 @@
 """The inference API's refusals, with Workers AI's error codes where it has one.
 
-| status | code | when |
-|---|---|---|
-| 400 | 5006 | bad input: schema, prompt/messages, chat roles, `max_tokens` over the output |
-| 400 | 5021 | prompt longer than the model's context length (code as Workers AI answers it) |
-| 404 | 3042 | no such model in the catalog |
-| 502 | 3046 | the backend failed the request (gateway-specific code) |
-| 503 | 3045 | the backend is unreachable or the model not ready (gateway-specific code) |
-| 499 | 3048 | the client left before its whole answer was ready (nobody receives it) |
+(Codes, statuses and OpenAI names: `gateway.error_codes`.)
 """
 
 from __future__ import annotations
 
+from gateway.error_codes import ErrorCode
 from gateway.errors import ApiError
-from gateway.inference.triton import BackendUnavailable
+from gateway.triton.errors import BackendUnavailable
 
 RUN_ERRORS = {
     400: "Bad input, a prompt over the context length, or max_tokens over the model's output",
@@ -28,16 +22,9 @@ RUN_ERRORS = {
 }
 """The statuses a run answers with, whichever API it came by (for the OpenAPI schema)."""
 
-BAD_INPUT = 5006
-CONTEXT_WINDOW_EXCEEDED = 5021
-INVALID_MODEL = 3042
-BACKEND_FAILED = 3046
-BACKEND_UNAVAILABLE = 3045
-CLIENT_CLOSED_REQUEST = 3048
-
 
 def invalid_input(message: str, param: str | None = None) -> ApiError:
-    return ApiError(400, BAD_INPUT, f"Bad input: {message}", param=param)
+    return ApiError(400, ErrorCode.BAD_INPUT, f"Bad input: {message}", param=param)
 
 
 SHOWN_NAME_CHARS = 200
@@ -49,7 +36,7 @@ def unknown_model(name: str) -> ApiError:
     shown = repr(name[:SHOWN_NAME_CHARS]) + ("…" if len(name) > SHOWN_NAME_CHARS else "")
     return ApiError(
         404,
-        INVALID_MODEL,
+        ErrorCode.INVALID_MODEL,
         f"No such model: {shown}; GET …/ai/models/search (or …/ai/v1/models) lists them",
         param="model",
     )
@@ -62,7 +49,7 @@ def context_length_exceeded(
     least = "at least " if at_least else ""
     return ApiError(
         400,
-        CONTEXT_WINDOW_EXCEEDED,
+        ErrorCode.CONTEXT_WINDOW_EXCEEDED,
         f"Input is {least}{input_tokens} tokens, over the model's context length of "
         f"{context_length} tokens by {least}{input_tokens - context_length}",
     )
@@ -71,7 +58,7 @@ def context_length_exceeded(
 def max_tokens_exceeded(max_tokens: int, max_output: int) -> ApiError:
     return ApiError(
         400,
-        BAD_INPUT,
+        ErrorCode.BAD_INPUT,
         f"Bad input: max_tokens {max_tokens} is over the model's maximum output of "
         f"{max_output} tokens by {max_tokens - max_output}",
         param="max_tokens",
@@ -80,10 +67,12 @@ def max_tokens_exceeded(max_tokens: int, max_output: int) -> ApiError:
 
 def backend_api_error(error: Exception) -> ApiError:
     if isinstance(error, BackendUnavailable):
-        return ApiError(503, BACKEND_UNAVAILABLE, f"Model backend unavailable: {error}")
-    return ApiError(502, BACKEND_FAILED, f"Model backend failed: {error}")
+        return ApiError(503, ErrorCode.BACKEND_UNAVAILABLE, f"Model backend unavailable: {error}")
+    return ApiError(502, ErrorCode.BACKEND_FAILED, f"Model backend failed: {error}")
 
 
 def client_closed_request() -> ApiError:
     """nginx's 499: a non-streamed run whose client disconnected was cancelled."""
-    return ApiError(499, CLIENT_CLOSED_REQUEST, "The client closed the request; it was cancelled")
+    return ApiError(
+        499, ErrorCode.CLIENT_CLOSED_REQUEST, "The client closed the request; it was cancelled"
+    )

@@ -1,4 +1,4 @@
-"""Wires inference into the app: routes, the Triton client's lifespan, the service dependency."""
+"""Wires inference into the app: the Triton client's lifespan and the services routes take."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
 from gateway.inference.catalog import load_catalog
-from gateway.inference.routes import InferenceController
-from gateway.inference.run import provide_runs
+from gateway.inference.request_ids import provide_client_request_id
+from gateway.inference.run_service import provide_runs
 from gateway.inference.service import InferenceService, InputBounds
 from gateway.inference.streaming import StreamSettings
-from gateway.inference.triton import TritonGenerator
 from gateway.metrics.registry import GatewayMetrics
+from gateway.triton.client import TritonClient
 
 
 class InferencePlugin(InitPluginProtocol):
@@ -41,10 +41,12 @@ class InferencePlugin(InitPluginProtocol):
         self._service: InferenceService | None = None
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.route_handlers.append(InferenceController)
         app_config.lifespan.append(self.lifespan)
         app_config.dependencies["inference"] = Provide(self.service, sync_to_thread=False)
         app_config.dependencies["runs"] = Provide(provide_runs, sync_to_thread=False)
+        app_config.dependencies["client_request_id"] = Provide(
+            provide_client_request_id, sync_to_thread=False
+        )
         app_config.dependencies["stream_settings"] = Provide(
             self._stream_settings, sync_to_thread=False
         )
@@ -54,7 +56,7 @@ class InferencePlugin(InitPluginProtocol):
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
         catalog = load_catalog(self._catalog_file, self._model_repository)
         self._metrics.know_models([entry.name for entry in catalog])
-        generator = TritonGenerator(self._triton_grpc_url)
+        generator = TritonClient(self._triton_grpc_url)
         self._service = InferenceService.from_catalog(catalog, generator, self._input_bounds)
         try:
             yield

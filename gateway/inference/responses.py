@@ -10,8 +10,10 @@ from litestar import Request
 
 from gateway.errors import ApiError
 from gateway.inference.errors import client_closed_request
-from gateway.inference.run import ClientGone, Completion, Run
-from gateway.inference.streaming import SSE_HEADERS, EventStream, FirstThenRest, StreamSettings
+from gateway.inference.events import Completion
+from gateway.inference.run import ClientGone, Run
+from gateway.inference.sse import SSE_HEADERS
+from gateway.inference.streaming import EventStream, FirstThenRest, StreamSettings
 
 
 async def whole_answer(run: Run, request: Request[Any, Any, Any]) -> Completion:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import anyio.to_thread
 
 from gateway.inference.catalog import CatalogEntry, CatalogError, ModelCatalog
 from gateway.inference.chat_template import (
-    ChatMessage,
     ChatTemplateError,
     ChatTemplateTimeout,
     InvalidChatTemplate,
@@ -26,8 +24,11 @@ from gateway.inference.errors import (
     max_tokens_exceeded,
     unknown_model,
 )
+from gateway.inference.run_request import RunRequest
 from gateway.inference.tokenization import ModelTokenizer, Prompt
-from gateway.inference.triton import SamplingParams, TokenStream, TritonGenerator
+from gateway.sampling import SamplingParams
+from gateway.triton.client import TritonClient
+from gateway.triton.token_stream import TokenStream
 
 logger = logging.getLogger("gateway")
 
@@ -55,19 +56,6 @@ class InputBounds:
 
 
 @dataclass(frozen=True)
-class RunRequest:
-    """What a run asks for, whichever API it came by: chat `messages` in the model's chat
-    template, or a `raw_prompt` sent as it is; `sampling.max_tokens` None means the model's
-    maximum output; `stop` strings end the text (see `stop_strings`)."""
-
-    model: str
-    sampling: SamplingParams
-    messages: Sequence[ChatMessage] | None = None
-    raw_prompt: str | None = None
-    stop: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class Generation:
     """A request the backend can serve, tokenized and within the model's limits."""
 
@@ -75,7 +63,7 @@ class Generation:
     tokenizer: ModelTokenizer
     input_ids: list[int]
     params: SamplingParams
-    generator: TritonGenerator
+    generator: TritonClient
     request_id: str
 
     @property
@@ -100,7 +88,7 @@ class InferenceService:
         self,
         catalog: ModelCatalog,
         tokenizers: dict[str, ModelTokenizer],
-        generator: TritonGenerator,
+        generator: TritonClient,
         bounds: InputBounds = InputBounds(),
     ) -> None:
         self.catalog = catalog
@@ -116,7 +104,7 @@ class InferenceService:
     def from_catalog(
         cls,
         catalog: ModelCatalog,
-        generator: TritonGenerator,
+        generator: TritonClient,
         bounds: InputBounds = InputBounds(),
     ) -> InferenceService:
         """Load every model's tokenizer once, at start-up, never per request."""
@@ -127,11 +115,17 @@ class InferenceService:
     def known(self, model_name: str) -> bool:
         return self.catalog.get(model_name) is not None
 
-    async def prepare(self, request: RunRequest, request_id: str) -> Generation:
-        """Every refusal the model's limits make, before the backend is called."""
-        entry = self.catalog.get(request.model)
+    def entry(self, model_name: str) -> CatalogEntry:
+        """The catalog's model of that name, or the 404 that refuses it."""
+        entry = self.catalog.get(model_name)
         if entry is None:
-            raise unknown_model(request.model)
+            raise unknown_model(model_name)
+        return entry
+
+    async def prepare(
+        self, entry: CatalogEntry, request: RunRequest, request_id: str
+    ) -> Generation:
+        """Every refusal the model's limits make, before the backend is called."""
         tokenizer = self._tokenizers[entry.name]
         characters = self._checked_characters(request)
         prompt = await self._prompt(tokenizer, request, characters)

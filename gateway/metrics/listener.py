@@ -11,10 +11,10 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from gateway.asgi_edge import error_envelope, normalised_path, respond
-from gateway.errors import NOT_FOUND
+from gateway.error_codes import ErrorCode
 
 METRICS_PATH = "/metrics"
-_NOT_HERE = error_envelope(NOT_FOUND, "Not Found")
+_NOT_HERE = error_envelope(ErrorCode.NOT_FOUND, "Not Found")
 
 
 class MetricsListener:

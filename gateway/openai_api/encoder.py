@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from gateway.inference.run import Completion, Run, RunEnd, RunEvent, RunFailed, TextDelta
-from gateway.inference.schemas import Usage
-from gateway.inference.streaming import DONE_EVENT, KEEPALIVE_COMMENT, sse_event
+from gateway.inference.events import Completion, RunEnd, RunEvent, RunFailed, TextDelta, Usage
+from gateway.inference.run import Run
+from gateway.inference.sse import DONE_EVENT, KEEPALIVE_COMMENT, sse_event
 from gateway.openai_api import schemas
 from gateway.openai_api.errors import error_body
 

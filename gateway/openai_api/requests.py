@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.errors import ApiError
+from gateway.inference.catalog import TEXT_GENERATION
 from gateway.inference.chat_template import ChatMessage
 from gateway.inference.errors import invalid_input
-from gateway.inference.service import RunRequest
-from gateway.inference.triton import SamplingParams
+from gateway.inference.run_request import RequestParser, RunRequest
 from gateway.openai_api import schemas
+from gateway.sampling import SamplingParams
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 """OpenAI's roles the models' chat templates know; `developer` is OpenAI's newer `system`."""
@@ -22,6 +23,20 @@ ROLES = {"system": "system", "developer": "system", "user": "user", "assistant":
 
 def unsupported(param: str, why: str) -> ApiError:
     return invalid_input(f"'{param}' is not supported: {why}", param=param)
+
+
+CHAT_ENDPOINT = "chat/completions"
+COMPLETIONS_ENDPOINT = "completions"
+
+
+def chat_parser(body: schemas.ChatCompletionRequest) -> RequestParser:
+    return RequestParser(body.model, CHAT_ENDPOINT, {TEXT_GENERATION: lambda entry: chat_run(body)})
+
+
+def completion_parser(body: schemas.CompletionRequest) -> RequestParser:
+    return RequestParser(
+        body.model, COMPLETIONS_ENDPOINT, {TEXT_GENERATION: lambda entry: completion_run(body)}
+    )
 
 
 def chat_run(body: schemas.ChatCompletionRequest) -> RunRequest:
@@ -50,10 +65,10 @@ def chat_run(body: schemas.ChatCompletionRequest) -> RunRequest:
     max_tokens = body.max_completion_tokens or body.max_tokens
     messages = [_message(index, message) for index, message in enumerate(body.messages)]
     return RunRequest(
-        body.model,
         SamplingParams.from_request(body, max_tokens),
         messages=messages,
         stop=_stop(body.stop),
+        stream=bool(body.stream),
     )
 
 
@@ -64,10 +79,10 @@ def completion_run(body: schemas.CompletionRequest) -> RunRequest:
     _refuse_if(body.best_of not in (None, 1), "best_of", "one completion is generated")
     _refuse_if(body.suffix is not None, "suffix", "the models here do not fill in the middle")
     return RunRequest(
-        body.model,
         SamplingParams.from_request(body, body.max_tokens),
         raw_prompt=_prompt(body.prompt),
         stop=_stop(body.stop),
+        stream=bool(body.stream),
     )
 
 

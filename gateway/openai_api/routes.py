@@ -4,7 +4,6 @@ the token alone names the account."""
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from litestar import Controller, Request, Response, Router, get, post
@@ -14,11 +13,13 @@ from litestar.openapi.datastructures import ResponseSpec
 from gateway.inference.api import Api
 from gateway.inference.catalog import CatalogEntry
 from gateway.inference.errors import RUN_ERRORS, unknown_model
+from gateway.inference.request_ids import ClientRequestId
 from gateway.inference.responses import event_stream, whole_answer
-from gateway.inference.run import Run, RunService
+from gateway.inference.run import Run
+from gateway.inference.run_service import RunService
 from gateway.inference.service import InferenceService
 from gateway.inference.streaming import EventStream, StreamSettings
-from gateway.openai_api import encoder, schemas, service
+from gateway.openai_api import encoder, requests, schemas
 from gateway.openai_api.base_urls import ACCOUNT_BASE_URL, SHORT_BASE_URL
 from gateway.tokens.auth import Caller, provide_token_caller
 
@@ -53,12 +54,11 @@ class OpenAIController(Controller):
         data: schemas.ChatCompletionRequest,
         request: Request[Any, Any, Any],
         caller: Caller,
+        client_request_id: ClientRequestId,
         runs: RunService,
         stream_settings: StreamSettings,
     ) -> Response[schemas.ChatCompletion] | EventStream:
-        run = await runs.start(
-            caller, Api.OPENAI, data.model, functools.partial(service.chat_run, data)
-        )
+        run = await runs.start(caller, Api.OPENAI, requests.chat_parser(data), client_request_id)
         return await _answer(run, data, request, stream_settings, chat=True)
 
     @post(
@@ -79,12 +79,12 @@ class OpenAIController(Controller):
         data: schemas.CompletionRequest,
         request: Request[Any, Any, Any],
         caller: Caller,
+        client_request_id: ClientRequestId,
         runs: RunService,
         stream_settings: StreamSettings,
     ) -> Response[schemas.Completion] | EventStream:
-        run = await runs.start(
-            caller, Api.OPENAI, data.model, functools.partial(service.completion_run, data)
-        )
+        parser = requests.completion_parser(data)
+        run = await runs.start(caller, Api.OPENAI, parser, client_request_id)
         return await _answer(run, data, request, stream_settings, chat=False)
 
     @get("/models", summary="List the models", responses=ERROR_RESPONSES)
@@ -109,7 +109,7 @@ async def _answer(
     *,
     chat: bool,
 ) -> Response[Any] | EventStream:
-    if not body.stream:
+    if not run.stream:
         completion = await whole_answer(run, request)
         encode = encoder.chat_completion if chat else encoder.text_completion
         return Response(encode(run, completion), headers=run.headers)

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from gateway.inference.schemas import Usage, refuse_what_float32_loses
+from gateway.inference.events import Usage
+from gateway.sampling import refuse_what_float32_loses
 
 Temperature = Annotated[float, msgspec.Meta(ge=0, le=2)]
 TopP = Annotated[float, msgspec.Meta(gt=0, le=1)]

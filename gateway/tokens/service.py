@@ -7,7 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.accounts.service import AccountService
 from gateway.db.base import as_utc, in_utc, utc_now
-from gateway.errors import BAD_INPUT, NOT_FOUND, ApiError
+from gateway.error_codes import ErrorCode
+from gateway.errors import ApiError
 from gateway.paging import PageRequest, fetch_page
 from gateway.tokens.models import ApiToken
 from gateway.tokens.schemas import TokenCreated, TokenRead
@@ -41,9 +42,13 @@ class TokenService:
         if expires_at is not None:
             expires_at = in_utc(expires_at)
             if expires_at is None:
-                raise ApiError(400, BAD_INPUT, "Bad input: expires_at is after 9999-12-31 UTC")
+                raise ApiError(
+                    400, ErrorCode.BAD_INPUT, "Bad input: expires_at is after 9999-12-31 UTC"
+                )
             if expires_at <= utc_now():
-                raise ApiError(400, BAD_INPUT, "Bad input: expires_at must be in the future")
+                raise ApiError(
+                    400, ErrorCode.BAD_INPUT, "Bad input: expires_at must be in the future"
+                )
         secret = new_token()
         token = ApiToken(
             account_id=account_id,
@@ -78,7 +83,9 @@ class TokenService:
     async def revoke(self, account_id: str, token_id: str) -> None:
         token = await self.session.get(ApiToken, token_id)
         if token is None or token.account_id != account_id:
-            raise ApiError(404, NOT_FOUND, f"No token '{token_id}' in account '{account_id}'")
+            raise ApiError(
+                404, ErrorCode.NOT_FOUND, f"No token '{token_id}' in account '{account_id}'"
+            )
         if token.revoked_at is None:
             token.revoked_at = utc_now()
 
@@ -90,5 +97,5 @@ class TokenService:
     async def find_by_id(self, token_id: str) -> ApiToken:
         token = await self.session.get(ApiToken, token_id)
         if token is None:
-            raise ApiError(404, NOT_FOUND, f"No token '{token_id}'")
+            raise ApiError(404, ErrorCode.NOT_FOUND, f"No token '{token_id}'")
         return token

@@ -14,7 +14,8 @@ import math
 import time
 from collections.abc import Callable
 
-from gateway.errors import AUTHENTICATION, AUTHENTICATION_THROTTLED, ApiError
+from gateway.error_codes import ErrorCode
+from gateway.errors import ApiError
 from gateway.metrics.registry import GatewayMetrics
 
 WINDOW_SECONDS = 60.0
@@ -26,7 +27,7 @@ class AuthenticationFailed(ApiError):
     """A refused authentication (401/403), with the reason it is counted under."""
 
     def __init__(self, status_code: int, message: str, reason: str) -> None:
-        super().__init__(status_code, AUTHENTICATION, message)
+        super().__init__(status_code, ErrorCode.AUTHENTICATION, message)
         self.reason = reason
 
 
@@ -62,7 +63,7 @@ class AuthenticationThrottle:
             self._metrics.auth_failures.labels("throttled").inc()
             raise ApiError(
                 429,
-                AUTHENTICATION_THROTTLED,
+                ErrorCode.AUTHENTICATION_THROTTLED,
                 "Too many failed authentications from this address; retry later",
                 headers={"Retry-After": str(math.ceil(left))},
             )

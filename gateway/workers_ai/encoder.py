@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
-from gateway.inference.run import Completion, RunEnd, RunEvent, RunFailed, TextDelta
-from gateway.inference.schemas import TextGenerationResult
-from gateway.inference.streaming import DONE_EVENT, KEEPALIVE_COMMENT, sse_event
+from gateway.inference.events import Completion, RunEnd, RunEvent, RunFailed, TextDelta
+from gateway.inference.sse import DONE_EVENT, KEEPALIVE_COMMENT, sse_event
+from gateway.workers_ai.schemas import TextGenerationResult
 
 
 def result(completion: Completion) -> TextGenerationResult:

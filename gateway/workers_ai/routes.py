@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
@@ -10,37 +9,43 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from gateway.envelope import Envelope, error_responses, ok
-from gateway.inference import encoder
 from gateway.inference.api import Api
 from gateway.inference.catalog import CatalogEntry
-from gateway.inference.chat_template import ChatMessage
 from gateway.inference.errors import RUN_ERRORS, invalid_input
+from gateway.inference.request_ids import ClientRequestId
 from gateway.inference.responses import event_stream, whole_answer
-from gateway.inference.run import RunService
-from gateway.inference.schemas import ModelInfo, TextGenerationRequest, TextGenerationResult
-from gateway.inference.service import InferenceService, RunRequest
+from gateway.inference.run_service import RunService
+from gateway.inference.service import InferenceService
 from gateway.inference.streaming import EventStream, StreamSettings
-from gateway.inference.triton import SamplingParams
 from gateway.paging import PagedEnvelope, PageRequest, page_of, paging
 from gateway.tokens.auth import Caller
+from gateway.workers_ai import encoder
+from gateway.workers_ai.requests import run_parser
+from gateway.workers_ai.schemas import (
+    RUN_BODY_DECODERS,
+    ModelInfo,
+    RunBody,
+    TextGenerationResult,
+)
 
 ERROR_RESPONSES = error_responses(RUN_ERRORS)
 
 
-class InferenceController(Controller):
+class WorkersAiController(Controller):
     path = "/client/v4/accounts/{account_id:str}/ai"
     tags = ["Workers AI"]  # noqa: RUF012
 
     @post(
         "/run/{model:path}",
         status_code=200,
-        summary="Run a text-generation model",
+        summary="Run a model",
         description=(
             "With `stream: false`, the generated text and token usage. With `stream: true`, "
             'Server-Sent Events: `data: {"response": "…"}` per text piece, a last event '
             "with `usage`, then `data: [DONE]`; an error after streaming began arrives as an "
             "event carrying the error envelope, and the stream ends."
         ),
+        type_decoders=RUN_BODY_DECODERS,
         responses={
             200: ResponseSpec(
                 data_container=Envelope[TextGenerationResult],
@@ -52,17 +57,16 @@ class InferenceController(Controller):
     async def run(
         self,
         model: str,
-        data: TextGenerationRequest,
+        data: RunBody,
         request: Request[Any, Any, Any],
         caller: Caller,
+        client_request_id: ClientRequestId,
         runs: RunService,
         stream_settings: StreamSettings,
     ) -> Response[Envelope[TextGenerationResult]] | EventStream:
-        model = model.lstrip("/")
-        run = await runs.start(
-            caller, Api.WORKERS_AI, model, functools.partial(run_request, model, data)
-        )
-        if not data.stream:
+        parser = run_parser(model.lstrip("/"), data)
+        run = await runs.start(caller, Api.WORKERS_AI, parser, client_request_id)
+        if not run.stream:
             completion = await whole_answer(run, request)
             return Response(ok(encoder.result(completion)), headers=run.headers)
         return await event_stream(
@@ -123,19 +127,3 @@ def _model_info(entry: CatalogEntry) -> ModelInfo:
         sequence_length=entry.max_output_tokens,
         precision=entry.precision,
     )
-
-
-def run_request(model: str, body: TextGenerationRequest) -> RunRequest:
-    """Workers AI's body as a run: `prompt` is a user message unless `raw`."""
-    if (body.prompt is None) == (body.messages is None):
-        raise invalid_input("provide exactly one of 'prompt' or 'messages'")
-    sampling = SamplingParams.from_request(body, body.max_tokens)
-    if body.messages is not None:
-        if body.raw:
-            raise invalid_input("'raw' applies to 'prompt' only, not to 'messages'")
-        messages = [ChatMessage(m.role, m.content) for m in body.messages]
-        return RunRequest(model, sampling, messages=messages)
-    if body.raw:
-        return RunRequest(model, sampling, raw_prompt=body.prompt)
-    assert body.prompt is not None
-    return RunRequest(model, sampling, messages=[ChatMessage("user", body.prompt)])

@@ -1,18 +1,24 @@
-"""Request and response bodies of the Workers AI text-generation API we mirror.
+"""Request and response bodies of the Workers AI API we mirror.
 
-Defaults and ranges follow Workers AI's published schema for llama-2-7b-chat; unknown fields
-are rejected so that a misspelt option is an error rather than silently ignored.
+A run's body is read for the task of the model it names (`RunBody`, `gateway.workers_ai.
+requests`). Defaults and ranges follow Workers AI's published schema for llama-2-7b-chat;
+unknown fields are rejected so that a misspelt option is an error rather than silently ignored.
 """
 
 from __future__ import annotations
 
-import math
-import struct
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import msgspec
+from litestar.openapi.spec import Schema
+from litestar.plugins import OpenAPISchemaPlugin
+from litestar.typing import FieldDefinition
 
-from gateway.errors import BAD_INPUT, ApiError
+from gateway.errors import undecodable_body
+from gateway.inference.events import Usage
+from gateway.sampling import refuse_what_float32_loses
+
+Body = TypeVar("Body", bound=msgspec.Struct)
 
 Temperature = Annotated[float, msgspec.Meta(ge=0, le=5)]
 TopP = Annotated[float, msgspec.Meta(ge=0.001, le=1)]
@@ -24,42 +30,6 @@ tiny one becomes 0 in the backend's float32."""
 Penalty = Annotated[float, msgspec.Meta(ge=-2, le=2)]
 MaxTokens = Annotated[int, msgspec.Meta(ge=1)]
 Role = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
-
-
-FLOAT32_SMALLEST_NORMAL = 1.1754943508222875e-38
-
-
-def refuse_what_float32_loses(body: msgspec.Struct) -> None:
-    """Each float option reaches the backend as FP32 (TensorRT-LLM's inputs): one that is
-    not 0 but is 0 there (1e-320 passes `ge=0`), or subnormal (GPUs that flush subnormals
-    to zero read it as 0), or infinite, would run another request than the one sent. Both
-    APIs' request bodies call this once msgspec has checked the ranges; the refusal names the
-    field (`param`)."""
-    for name in body.__struct_fields__:
-        value = getattr(body, name)
-        if not isinstance(value, float) or value == 0:
-            continue
-        single = _as_float32(value)
-        if abs(single) < FLOAT32_SMALLEST_NORMAL or math.isinf(single):
-            limit = (
-                "its smallest normal magnitude is 1.2e-38"
-                if not math.isinf(single)
-                else "its largest is 3.4e38"
-            )
-            raise ApiError(
-                400,
-                BAD_INPUT,
-                f"Bad input: '{name}' is {value!r}, which the backend's 32-bit float cannot "
-                f"hold ({limit})",
-                param=name,
-            )
-
-
-def _as_float32(value: float) -> float:
-    try:
-        return float(struct.unpack("f", struct.pack("f", value))[0])
-    except OverflowError:
-        return math.copysign(math.inf, value)
 
 
 class Message(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -87,12 +57,6 @@ class TextGenerationRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=T
         refuse_what_float32_loses(self)
 
 
-class Usage(msgspec.Struct, frozen=True):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
 class TextGenerationResult(msgspec.Struct, frozen=True):
     response: str
     usage: Usage
@@ -107,3 +71,44 @@ class ModelInfo(msgspec.Struct, frozen=True):
     sequence_length: int
     """Tokens the model generates at most (`max_tokens` may not exceed it)."""
     precision: str
+
+
+class RunBody:
+    """A run's JSON body, not yet read: one URL runs models of every task, and what the body
+    must hold depends on the model's task, known only once the model is found."""
+
+    __slots__ = ("_json",)
+
+    def __init__(self, json: Any) -> None:
+        self._json = json
+
+    def read(self, kind: type[Body]) -> Body:
+        """The body as `kind`, or the 400 (5006) naming what is wrong and where."""
+        try:
+            return msgspec.convert(self._json, kind)
+        except msgspec.ValidationError as error:
+            raise undecodable_body(error) from None
+
+    @staticmethod
+    def decoder(kind: type, value: Any) -> RunBody:
+        return RunBody(value)
+
+
+RUN_BODY_DECODERS = [(lambda kind: kind is RunBody, RunBody.decoder)]
+"""Litestar hands the route the decoded JSON as it is (`type_decoders`)."""
+
+
+class RunBodySchema(OpenAPISchemaPlugin):
+    """Documents a run's body as the bodies of the tasks the API serves."""
+
+    @staticmethod
+    def is_plugin_supported_type(value: Any) -> bool:
+        return value is RunBody
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
+        return Schema(
+            one_of=[
+                schema_creator.for_field_definition(FieldDefinition.from_annotation(body))
+                for body in (TextGenerationRequest,)
+            ]
+        )

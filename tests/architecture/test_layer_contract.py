@@ -47,7 +47,10 @@ def test_the_code_as_it_is_keeps_every_contract(checkout: Path) -> None:
     ("module", "imported", "broken"),
     [
         ("gateway/inference/catalog.py", "build_engines.cli", "The gateway never imports"),
-        ("gateway/inference/triton.py", "local_runtime.up", "Layers"),
+        ("gateway/triton/client.py", "local_runtime.up", "Layers"),
+        ("gateway/triton/inputs.py", "gateway.inference.run", "The backend transport"),
+        ("gateway/workers_ai/encoder.py", "gateway.openai_api.encoder", "The APIs are features"),
+        ("gateway/inference/run.py", "gateway.workers_ai.schemas", "The APIs are features"),
         ("build_engines/cli.py", "gateway.settings", "Layers"),
         ("build_engines/repository.py", "local_runtime.triton_server", "Layers"),
         ("llm_contract/engines.py", "build_engines.smollm2", "Layers"),

@@ -92,7 +92,10 @@ def test_a_page_on_an_allowed_origin_reads_a_rate_limits_retry_after(
     call = {"url": run_url(account_id), "token": token, "body": {"prompt": "Hi", "max_tokens": 1}}
 
     assert stream_from(page, web_apps.allowed, cors_gateway, **call)["status"] == 200
-    refused = page.evaluate(STREAM_WITH_FETCH, {**call, "url": cors_gateway.base_url + call["url"]})
+    again = {**call, "url": cors_gateway.base_url + call["url"]}
+    refused = page.evaluate(STREAM_WITH_FETCH, again)
+    if refused["status"] == 200:  # a minute began between the two: the third is refused
+        refused = page.evaluate(STREAM_WITH_FETCH, again)
 
     assert refused["status"] == 429
     assert int(refused["retryAfter"]) > 0

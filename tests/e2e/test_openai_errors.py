@@ -185,11 +185,17 @@ def test_a_body_over_the_size_limit_is_413(sdk: openai.OpenAI) -> None:
 def test_over_the_request_rate_is_a_rate_limit_error_with_retry_after(
     smollm2_gateway: GatewayProcess,
 ) -> None:
+    """Three requests at one a minute: at least one is refused, whichever side of a minute
+    boundary they fall."""
     account = new_account(smollm2_gateway, requests_per_minute=1)
     with sdk_for(smollm2_gateway, account) as sdk:
-        sdk.chat.completions.create(model=INT8, messages=FRANCE, max_tokens=2)
+
+        def three_requests() -> None:
+            for _ in range(3):
+                sdk.chat.completions.create(model=INT8, messages=FRANCE, max_tokens=2)
+
         with pytest.raises(openai.RateLimitError) as refused:
-            sdk.chat.completions.create(model=INT8, messages=FRANCE, max_tokens=2)
+            three_requests()
     headers = refused.value.response.headers
     assert 1 <= int(headers["retry-after"]) <= 60
     assert headers["x-ratelimit-remaining-requests"] == "0"

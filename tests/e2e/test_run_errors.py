@@ -8,7 +8,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from gateway.inference.errors import INVALID_MODEL
+from gateway.error_codes import ErrorCode
 from local_runtime.ports import free_port
 from tests.accounting import FP16, INT8, bearer, run, run_url
 from tests.gateway_fixtures import GatewayProcess, start_gateway
@@ -111,7 +111,7 @@ def test_hostile_model_names_are_refused_as_unknown_models_as_sent(
         {**bearer(token), "Content-Type": "application/json"},
         b'{"prompt": "a"}',
     )
-    assert_error(reply, 404, INVALID_MODEL, f"No such model: {unquote(model)!r}")
+    assert_error(reply, 404, ErrorCode.INVALID_MODEL, f"No such model: {unquote(model)!r}")
     assert "set-cookie" not in reply.headers
 
 

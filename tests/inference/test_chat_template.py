@@ -26,10 +26,10 @@ from gateway.inference.chat_template import (
     InvalidChatTemplate,
     SpecialTokens,
 )
-from gateway.inference.routes import run_request
-from gateway.inference.schemas import Message, TextGenerationRequest
 from gateway.inference.service import _load_tokenizer, _prompt
 from gateway.inference.tokenization import ModelTokenizer, TokenizerConfig
+from gateway.workers_ai.requests import text_generation_run
+from gateway.workers_ai.schemas import Message, TextGenerationRequest
 
 ALTERNATE = "Conversation roles must alternate user/assistant/user/assistant/..."
 SMOLLM2_TEMPLATE = (  # verbatim, from /work/shared/reference/smollm2.md
@@ -255,7 +255,7 @@ def test_the_api_answers_a_templates_refusal_with_400_and_its_message(
 ) -> None:
     body = TextGenerationRequest(messages=[Message("assistant", "hi")])
     with pytest.raises(ApiError) as refused:
-        _prompt(tokenizer, run_request("m", body))
+        _prompt(tokenizer, text_generation_run(body))
     assert (refused.value.status_code, refused.value.message) == (400, f"Bad input: {ALTERNATE}")
 
 
@@ -383,14 +383,14 @@ def test_a_model_without_a_chat_template_refuses_chat_but_serves_raw_prompts(
         TextGenerationRequest(prompt="hi"),
     ):
         with pytest.raises(ApiError) as refused:
-            _prompt(tokenizer, run_request("m", body))
+            _prompt(tokenizer, text_generation_run(body))
         assert refused.value.status_code == 400
         assert refused.value.message == (
             "Bad input: this model has no chat template: send a 'prompt' with 'raw': true, "
             "written in the model's own prompt format"
         )
     assert _prompt(
-        tokenizer, run_request("m", TextGenerationRequest(prompt="hi", raw=True))
+        tokenizer, text_generation_run(TextGenerationRequest(prompt="hi", raw=True))
     ).pieces == (1, "hi")
 
 

@@ -13,22 +13,24 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from gateway.errors import ApiError
 from gateway.inference.api import Api
-from gateway.inference.catalog import twin_catalog
+from gateway.inference.catalog import TEXT_GENERATION, CatalogEntry, twin_catalog
 from gateway.inference.chat_template import ChatMessage
 from gateway.inference.errors import invalid_input
-from gateway.inference.run import RunService
-from gateway.inference.service import InferenceService, RunRequest
-from gateway.inference.triton import SamplingParams, TritonGenerator
-from gateway.limits.metrics import LimitStoreMetrics
+from gateway.inference.run_request import ReadRequest, RequestParser, RunRequest
+from gateway.inference.run_service import RunService
+from gateway.inference.service import InferenceService
 from gateway.limits.service import LimitsService
 from gateway.limits.store import MemoryLimitStore
 from gateway.metrics.registry import GatewayMetrics
+from gateway.sampling import SamplingParams
 from gateway.settings import LimitSettings
 from gateway.tokens.auth import Caller
+from gateway.triton.client import TritonClient
 from gateway.usage.meter import Meter
 from gateway.usage.models import UsageRecord
 from tests.accounting import INT8
 from tests.gateway_fixtures import DatabaseFactory
+from tests.limits.clock import SteppedClock
 
 CALLER = Caller(account_id="acct", token_id="tok")
 UNKNOWN = "@cf/no/such-model"
@@ -44,13 +46,15 @@ class Pipeline:
         self,
         model: str = INT8,
         max_tokens: int = 8,
-        describe: Callable[[], RunRequest] | None = None,
+        read: ReadRequest | None = None,
+        task: str = TEXT_GENERATION,
     ) -> ApiError:
         request = RunRequest(
-            model, SamplingParams(max_tokens=max_tokens), messages=[ChatMessage("user", "hi")]
+            SamplingParams(max_tokens=max_tokens), messages=[ChatMessage("user", "hi")]
         )
+        parser = RequestParser(model, "the endpoint", {task: read or (lambda entry: request)})
         with pytest.raises(ApiError) as refused:
-            await self.runs.start(CALLER, Api.OPENAI, model, describe or (lambda: request))
+            await self.runs.start(CALLER, Api.OPENAI, parser)
         return refused.value
 
     async def statuses(self) -> list[str]:
@@ -67,7 +71,7 @@ async def pipeline(
 ) -> AsyncIterator[Callable[..., Awaitable[Pipeline]]]:
     engine = create_async_engine(database_factory("sqlite"))
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    generator = TritonGenerator("127.0.0.1:9")
+    generator = TritonClient("127.0.0.1:9")
     inference = InferenceService.from_catalog(twin_catalog(cpu_model_repository), generator)
     meters: list[Meter] = []
 
@@ -76,9 +80,8 @@ async def pipeline(
         meter = Meter(sessions, tmp_path / f"journal{len(meters)}", journal_slots, 1, 100, metrics)
         meters.append(meter)
         settings = LimitSettings(**{"monthly_tokens": 0, **limits})  # type: ignore[arg-type]
-        service = LimitsService(
-            MemoryLimitStore(), settings, sessions, metrics, LimitStoreMetrics(metrics.registry)
-        )
+        clock = SteppedClock(1_718_445_630)  # 10:00:30 UTC: mid-minute, every run in one
+        service = LimitsService(MemoryLimitStore(clock), settings, sessions, metrics, clock)
         return Pipeline(RunService(inference, service, meter, metrics), meter, metrics)
 
     yield make
@@ -120,12 +123,61 @@ async def test_a_body_the_api_refuses_is_recorded_as_rejected_and_counted_by_api
 ) -> None:
     runs = await pipeline()
 
-    def refuse() -> RunRequest:
+    def refuse(entry: CatalogEntry) -> RunRequest:
         raise invalid_input("'n' is not supported", param="n")
 
-    refused = await runs.refusal(describe=refuse)
+    refused = await runs.refusal(read=refuse)
     assert (refused.status_code, refused.param) == (400, "n")
     assert refused.headers["x-request-id"]
     assert await runs.statuses() == ["rejected"]
     counted = runs.metrics.requests.labels(INT8, "openai", "rejected")._value.get()
     assert counted == 1
+
+
+async def test_the_request_is_read_for_the_task_of_the_model_it_names(
+    pipeline: Callable[..., Awaitable[Pipeline]],
+) -> None:
+    runs = await pipeline()
+    read_for: list[str] = []
+
+    def read(entry: CatalogEntry) -> RunRequest:
+        read_for.append(entry.name)
+        raise invalid_input("stop here")
+
+    await runs.refusal(read=read)
+    assert read_for == [INT8]
+
+
+async def test_a_model_whose_task_the_endpoint_does_not_serve_is_refused_naming_both(
+    pipeline: Callable[..., Awaitable[Pipeline]],
+) -> None:
+    runs = await pipeline()
+    refused = await runs.refusal(task="Text Embeddings")
+    assert (refused.status_code, refused.param) == (400, "model")
+    assert "is a 'Text Generation' model; the endpoint serves 'Text Embeddings'" in (
+        refused.message
+    )
+    assert await runs.statuses() == ["rejected"]
+
+
+async def test_an_unknown_model_is_refused_before_its_request_is_read(
+    pipeline: Callable[..., Awaitable[Pipeline]],
+) -> None:
+    runs = await pipeline()
+
+    def read(entry: CatalogEntry) -> RunRequest:
+        raise AssertionError("an unknown model's request is never read")
+
+    assert (await runs.refusal(UNKNOWN, read=read)).status_code == 404
+
+
+async def test_a_refusal_carries_the_run_id_and_echoes_the_clients_id(
+    pipeline: Callable[..., Awaitable[Pipeline]],
+) -> None:
+    runs = await pipeline()
+    parser = RequestParser(UNKNOWN, "the endpoint", {})
+    with pytest.raises(ApiError) as refused:
+        await runs.runs.start(CALLER, Api.OPENAI, parser, "client-id.1")
+    headers = refused.value.headers
+    assert headers["x-request-id"] == "client-id.1"
+    assert headers["x-run-id"] not in ("", "client-id.1")

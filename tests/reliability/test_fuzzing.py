@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from schemathesis import APIOperation, Case, GenerationMode, Response
 from schemathesis.core.result import Err
 
-from gateway.inference.schemas import TextGenerationRequest
+from gateway.workers_ai.schemas import TextGenerationRequest
 from local_runtime.triton_server import TritonServer
 from tests.accounting import INT8, bearer, new_account, run
 from tests.gateway_fixtures import GatewayProcess, start_gateway
