@@ -232,16 +232,22 @@ def test_a_missing_body_is_3003_on_every_api(
     assert error_message(reply, 400, NOT_JSON, api).startswith("Request body is missing")
 
 
-@pytest.mark.parametrize("model", ["@cf/JSON-tools/x", "@cf/meta/decoder-7b"])
+@pytest.mark.parametrize("query", ["?via=JSON-tools", "?via=decoder-7b"])
+@pytest.mark.parametrize("api", ["run", "openai"])
 def test_a_schema_error_is_5006_whatever_the_url_says(
-    gateway_without_backend: GatewayProcess, account: tuple[str, str], model: str
+    gateway_without_backend: GatewayProcess, account: tuple[str, str], api: str, query: str
 ) -> None:
     """The refusal was once classified by its message, which names the URL."""
-    account_id, token = account
-    reply = post(
-        gateway_without_backend, run_url(account_id, model), SCHEMA_ERROR, {**bearer(token), **JSON}
+    path, headers = endpoint(gateway_without_backend, account, api)
+    body = (
+        SCHEMA_ERROR
+        if api == "run"
+        else json.dumps(
+            {"model": INT8, "messages": [{"role": "user", "content": "a"}], "temperature": 9}
+        ).encode()
     )
-    assert "temperature" in envelope_error(reply, 400, BAD_INPUT)
+    reply = post(gateway_without_backend, path + query, body, {**headers, **JSON})
+    assert "temperature" in error_message(reply, 400, BAD_INPUT, api)
 
 
 # Sampling values float32 cannot hold
