@@ -12,7 +12,6 @@ from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
 from gateway.inference.catalog import load_catalog
-from gateway.inference.request_ids import provide_client_request_id
 from gateway.inference.run_service import provide_runs
 from gateway.inference.service import InferenceService, InputBounds
 from gateway.inference.streaming import StreamSettings
@@ -44,9 +43,6 @@ class InferencePlugin(InitPluginProtocol):
         app_config.lifespan.append(self.lifespan)
         app_config.dependencies["inference"] = Provide(self.service, sync_to_thread=False)
         app_config.dependencies["runs"] = Provide(provide_runs, sync_to_thread=False)
-        app_config.dependencies["client_request_id"] = Provide(
-            provide_client_request_id, sync_to_thread=False
-        )
         app_config.dependencies["stream_settings"] = Provide(
             self._stream_settings, sync_to_thread=False
         )

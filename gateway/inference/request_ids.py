@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any, TypeAlias
 
 from litestar import Request
+from litestar.di import Provide
 
 from gateway.inference.errors import invalid_input
-from gateway.usage.client_request_id import MAX_LENGTH, is_client_request_id
+from gateway.usage.client_request_id import FORM, is_client_request_id
 
 ClientRequestId: TypeAlias = str | None
 """The client's `X-Request-Id`, checked; None when it sent none."""
@@ -27,12 +28,12 @@ def provide_client_request_id(request: Request[Any, Any, Any]) -> str | None:
     if value is None:
         return None
     if not is_client_request_id(value):
-        raise invalid_input(
-            f"X-Request-Id must be 1 to {MAX_LENGTH} characters of letters, digits, '.', '_' "
-            "and '-'",
-            param="X-Request-Id",
-        )
+        raise invalid_input(f"X-Request-Id must be {FORM}", param="X-Request-Id")
     return value
+
+
+CLIENT_REQUEST_ID = {"client_request_id": Provide(provide_client_request_id, sync_to_thread=False)}
+"""The dependency of the routes that start runs (only theirs: elsewhere the name is free)."""
 
 
 def request_id_headers(run_id: str, client_request_id: str | None) -> dict[str, str]:

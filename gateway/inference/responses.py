@@ -13,13 +13,18 @@ from gateway.inference.errors import client_closed_request
 from gateway.inference.events import Completion
 from gateway.inference.run import ClientGone, Run
 from gateway.inference.sse import SSE_HEADERS
-from gateway.inference.streaming import EventStream, FirstThenRest, StreamSettings
+from gateway.inference.streaming import (
+    EventStream,
+    FirstThenRest,
+    StreamSettings,
+    client_disconnected,
+)
 
 
 async def whole_answer(run: Run, request: Request[Any, Any, Any]) -> Completion:
     """The run's answer; 499 if the client left first. Errors carry the run's headers."""
     try:
-        return await run.complete(functools.partial(_client_gone, request))
+        return await run.complete(functools.partial(client_disconnected, request.receive))
     except ClientGone as gone:
         raise _with_headers(client_closed_request(), run) from gone
     except ApiError as error:
@@ -46,9 +51,3 @@ async def event_stream(
 def _with_headers(error: ApiError, run: Run) -> ApiError:
     error.headers.update(run.headers)
     return error
-
-
-async def _client_gone(request: Request[Any, Any, Any]) -> None:
-    """Returns once the client has disconnected: its body was read, so nothing else arrives."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass

@@ -67,15 +67,15 @@ class RunService:
         )
         with refused.as_status(RunStatus.RATE_LIMITED, ids):
             admission = await limits.admit_request(caller.account_id, request_id)
-        headers = {**admission.headers, **ids}
+        headers = admission.headers
+        headers.update(ids)
         with refused.as_status(RunStatus.REJECTED, headers):
             entry = self._inference.entry(parser.model)
             request = parser.parse(entry)
             generation = await self._inference.prepare(entry, request, request_id)
         prompt_tokens = len(generation.input_ids)
-        with refused.as_status(RunStatus.RATE_LIMITED, ids):
+        with refused.as_status(RunStatus.RATE_LIMITED, headers):
             await limits.admit_generation(admission, prompt_tokens + generation.max_tokens)
-        headers = {**admission.headers, **ids}
         model = generation.entry.name
         try:
             metered = self._meter.open(

@@ -106,10 +106,14 @@ class _EventStreamResponse(ASGIStreamingResponse):
                 await aclose()
 
 
-async def _cancel_at_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
-    """The request's body was read: what `receive` returns next is the disconnect."""
+async def client_disconnected(receive: Receive) -> None:
+    """Returns once the client has disconnected: its body was read, so nothing else arrives."""
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+async def _cancel_at_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    await client_disconnected(receive)
     scope.cancel()
 
 

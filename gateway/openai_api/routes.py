@@ -13,7 +13,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from gateway.inference.api import Api
 from gateway.inference.catalog import CatalogEntry
 from gateway.inference.errors import RUN_ERRORS, unknown_model
-from gateway.inference.request_ids import ClientRequestId
+from gateway.inference.request_ids import CLIENT_REQUEST_ID, ClientRequestId
 from gateway.inference.responses import event_stream, whole_answer
 from gateway.inference.run import Run
 from gateway.inference.run_service import RunService
@@ -35,6 +35,7 @@ STREAM_DESCRIPTION = (
 
 class OpenAIController(Controller):
     tags = ["OpenAI"]  # noqa: RUF012
+    dependencies = CLIENT_REQUEST_ID
 
     @post(
         "/chat/completions",

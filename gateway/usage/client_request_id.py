@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 
 MAX_LENGTH = 64
+FORM = "1 to 64 characters of letters, digits, '.', '_' and '-'"
+"""What a client request id is, as refusals say it."""
 PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 """As documented (OpenAPI, where `$` ends the input); check values with `is_client_request_id`."""
 

@@ -15,7 +15,7 @@ from gateway.error_codes import ErrorCode
 from gateway.errors import ApiError
 from gateway.paging import PagedEnvelope, PageRequest, paged, paging
 from gateway.tokens.auth import Caller
-from gateway.usage.client_request_id import MAX_LENGTH, PATTERN, is_client_request_id
+from gateway.usage.client_request_id import FORM, MAX_LENGTH, PATTERN, is_client_request_id
 from gateway.usage.meter import UsageMeter
 from gateway.usage.schemas import (
     AccountGrouping,
@@ -31,7 +31,6 @@ SINCE = Parameter(
 )
 UNTIL = Parameter(description="End, exclusive (ISO 8601); default: now")
 CLIENT_REQUEST_ID = Parameter(
-    query="client_request_id",  # not the handler's argument name: that is the run's header
     default=None,
     description="The client's `X-Request-Id` of the run (exact match; a client may reuse one)",
     schema_extra={"pattern": PATTERN, "maxLength": MAX_LENGTH},
@@ -60,7 +59,7 @@ def _client_request_id(value: str | None) -> str | None:
         raise ApiError(
             400,
             ErrorCode.BAD_INPUT,
-            "Bad input: 'client_request_id' is 1-64 characters of A-Z, a-z, 0-9, '.', '_', '-'",
+            f"Bad input: 'client_request_id' is {FORM}",
             param="client_request_id",
         )
     return value
@@ -137,7 +136,7 @@ class AdminUsageController(Controller):
             description="The run's id: its `x-run-id` response header (and `x-request-id` when "
             "the client sent none)",
         ),
-        client_id: str | None = CLIENT_REQUEST_ID,
+        client_request_id: str | None = CLIENT_REQUEST_ID,
     ) -> PagedEnvelope[UsageRecordRead]:
         start, end = period(_moment("since", since), _moment("until", until))
         records, total = await UsageService(db_session).records(
@@ -145,7 +144,7 @@ class AdminUsageController(Controller):
             end,
             account_id,
             request_id,
-            client_request_id=_client_request_id(client_id),
+            client_request_id=_client_request_id(client_request_id),
             page=page_request,
         )
         return paged(records, total, page_request)

@@ -12,7 +12,7 @@ from gateway.envelope import Envelope, error_responses, ok
 from gateway.inference.api import Api
 from gateway.inference.catalog import CatalogEntry
 from gateway.inference.errors import RUN_ERRORS, invalid_input
-from gateway.inference.request_ids import ClientRequestId
+from gateway.inference.request_ids import CLIENT_REQUEST_ID, ClientRequestId
 from gateway.inference.responses import event_stream, whole_answer
 from gateway.inference.run_service import RunService
 from gateway.inference.service import InferenceService
@@ -46,6 +46,7 @@ class WorkersAiController(Controller):
             "event carrying the error envelope, and the stream ends."
         ),
         type_decoders=RUN_BODY_DECODERS,
+        dependencies=CLIENT_REQUEST_ID,
         responses={
             200: ResponseSpec(
                 data_container=Envelope[TextGenerationResult],
