@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from llm_contract.trtllm_backend import TensorSpec
 
-PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
+PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+"""Any `${...}`: a name the values cannot hold is refused as a placeholder without a value."""
 
 
 class TemplateError(ValueError):

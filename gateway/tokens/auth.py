@@ -61,7 +61,9 @@ class TokenVerifier:
         now = self._clock()
         for expired in [id_ for id_, until in self._revoked.items() if until <= now]:
             del self._revoked[expired]
-        self._revoked[token_id] = now + max(REVOKED_MEMORY_SECONDS, self._cache_seconds)
+        # A lookup that began before the commit may return within REVOKED_MEMORY_SECONDS and
+        # cache its verdict for `cache_seconds` from then: remember the revocation past both.
+        self._revoked[token_id] = now + REVOKED_MEMORY_SECONDS + self._cache_seconds
         self._live.forget_where(lambda caller: caller.token_id == token_id)
 
     def forget_all(self) -> None:

@@ -10,7 +10,7 @@ TokenName = Annotated[
     msgspec.Meta(
         min_length=1,
         max_length=100,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
+        pattern=r"^[^\x00-\x1f\x7f]+\Z",
         description="Any text without control characters",
     ),
 ]
