@@ -9,5 +9,11 @@ extras=()
 for extra in ${1//,/ }; do
   extras+=(--extra "$extra")
 done
-UV_PROJECT_ENVIRONMENT="$VENV" "$UV" sync --quiet --locked "${extras[@]}"
+# Bytecode compiled at install (as pip does): with PYTHONDONTWRITEBYTECODE set, as it often is
+# in containers and CI, every process would otherwise compile what it imports from source
+# (importing the gateway took ~7 s of CPU instead of ~2.5 s, for every gateway and CLI call).
+UV_PROJECT_ENVIRONMENT="$VENV" "$UV" sync --quiet --locked --compile-bytecode "${extras[@]}"
+# The project's own packages are installed editable, so uv leaves them to us.
+root="$(dirname "${BASH_SOURCE[0]}")/.."
+"$VENV/bin/python" -m compileall -q -j 0 "$root"/{llm_contract,gateway,build_engines,local_runtime,bench}
 export PATH="$PWD/$VENV/bin:$PATH"
