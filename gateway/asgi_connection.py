@@ -10,7 +10,7 @@ listener ends the stream a moment later), writes possibly paused (every `send()`
 and the buffers and the cut are left to the server.
 
 Under uvicorn without those attributes (a uvicorn upgrade renamed them), the same fallback
-applies and an error is logged once; `tests/test_asgi_connection.py` asserts on the answers
+applies and an error is logged once; `tests/gateway/test_asgi_connection.py` asserts on the answers
 under a real uvicorn, so it fails instead.
 """
 

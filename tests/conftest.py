@@ -1,1 +1,6 @@
-pytest_plugins = ["tests.triton_fixtures", "tests.gateway_fixtures"]
+pytest_plugins = [
+    "tests.triton_fixtures",
+    "tests.gateway_fixtures",
+    "tests.redis_server",
+    "tests.tiers",
+]

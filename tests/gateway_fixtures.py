@@ -215,7 +215,22 @@ def database_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Datab
         asyncio.run(_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+DATABASES = ("sqlite", "postgresql")
+SHARED_DATABASE = "postgresql"
+"""The shared gateway's database, production's; a module marked `each_database` (its subject
+is what the database stores: migrations, accounts and tokens, usage records, limits) runs
+its tests on both."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # A module with a `gateway` fixture of its own has chosen its database.
+    if "gateway" in metafunc.fixturenames and not hasattr(metafunc.module, "gateway"):
+        each = metafunc.definition.get_closest_marker("each_database") is not None
+        backends = DATABASES if each else (SHARED_DATABASE,)
+        metafunc.parametrize("gateway", backends, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def gateway(
     request: pytest.FixtureRequest,
     database_factory: DatabaseFactory,

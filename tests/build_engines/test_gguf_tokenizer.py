@@ -16,6 +16,8 @@ from build_engines.gguf_tokenizer import (
 )
 from tests.smollm2_tokenizer import smollm2_reader
 
+pytestmark = pytest.mark.slow  # it reads SmolLM2's tokenizer out of the GGUF file
+
 ROUND_TRIPS = {
     "english": "The quick brown fox jumps over the lazy dog. Isn't it?",
     "accents": "Grüße, café, naïve, São Paulo, Øresund, Dvořák",

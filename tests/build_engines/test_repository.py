@@ -17,6 +17,8 @@ from llm_contract.engines import ENGINE_SPECS, PRECISIONS
 from llm_contract.model_repository import GENERATION_COMPONENT, TEXT_PATH_COMPONENTS
 from tests.triton_fixtures import RANDOM_TWINS
 
+pytestmark = pytest.mark.slow  # it builds the SmolLM2 and TensorRT-LLM repositories
+
 COMPONENTS = (GENERATION_COMPONENT, *TEXT_PATH_COMPONENTS)
 
 

@@ -87,6 +87,7 @@ def test_unpermuted_projections_rotated_by_halves_give_llama_cpps_attention_scor
     assert not np.allclose(scores(stored_q, stored_k, rotate_halves), reference, atol=1e-3)
 
 
+@pytest.mark.slow  # parsing SmolLM2's GGUF file takes seconds
 def test_the_files_shape_is_smollm2_135m() -> None:
     shape = smollm2.gguf_shape(smollm2_reader())
     assert (shape.num_hidden_layers, shape.hidden_size, shape.intermediate_size) == (30, 576, 1536)

@@ -19,6 +19,8 @@ from tests.build_engines.stand_in_build import (
     write_hf_checkpoint,
 )
 
+pytestmark = pytest.mark.slow  # each build runs the stand-in toolchain in processes
+
 HOPPER, B200, B300, RTX_BLACKWELL = 90, 100, 103, 120
 
 

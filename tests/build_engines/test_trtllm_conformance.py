@@ -2,7 +2,7 @@
 from TensorRT-LLM 1.2.1's source): the `trtllm` repository, rendered here by a full
 `build-engines --target trtllm` against the stand-ins, and the CPU twins' repository declare
 what the real backend reads and requires; the gateway sends and asks for what it needs (the
-BLS model's request: tests/text_models/test_bls.py)."""
+BLS model's request: tests/build_engines/text_models/test_bls.py)."""
 
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ import pytest
 from tests.cloudflare_lists import every_item
 from tests.gateway_fixtures import GatewayProcess
 
+pytestmark = pytest.mark.each_database
+
 
 def verify(gateway: GatewayProcess, account_id: str, token: str) -> httpx.Response:
     with gateway.client() as client:

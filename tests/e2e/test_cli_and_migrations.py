@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.e2e.test_admin_api import verify
 from tests.gateway_fixtures import DatabaseFactory, GatewayProcess, migrate
 
+pytestmark = pytest.mark.each_database
+
 
 def gateway_cli(gateway: GatewayProcess, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

@@ -12,6 +12,8 @@ import pytest
 from gateway import cli
 from tests.gateway_fixtures import gateway_command
 
+pytestmark = pytest.mark.slow  # each test runs the gateway CLI in a process
+
 
 def gateway_help(*blocked: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

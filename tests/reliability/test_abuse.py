@@ -313,6 +313,7 @@ def test_path_traversal_out_of_the_account_api_is_a_404_in_the_envelope(
 # SQL metacharacters
 
 
+@pytest.mark.each_database
 def test_sql_in_an_account_name_is_400_and_changes_nothing(gateway: GatewayProcess) -> None:
     before = account_names(gateway)
     with client(gateway) as http:
@@ -321,6 +322,7 @@ def test_sql_in_an_account_name_is_400_and_changes_nothing(gateway: GatewayProce
     assert account_names(gateway) == before
 
 
+@pytest.mark.each_database
 def test_sql_in_a_token_name_is_stored_as_text(gateway: GatewayProcess) -> None:
     account_id = gateway.create_account()
     created = gateway.create_token(account_id, name=SQL)
@@ -332,6 +334,7 @@ def test_sql_in_a_token_name_is_stored_as_text(gateway: GatewayProcess) -> None:
     assert [token["name"] for token in listed] == [SQL]
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize(
     "model",
     ["x' OR '1'='1", "@cf/x'; DROP TABLE usage_records; --", 'x" OR 1=1 --', "x\\'; SELECT 1;"],
@@ -350,6 +353,7 @@ def test_sql_in_a_model_name_is_a_404_with_a_complete_rejected_record(
     assert (record["prompt_tokens"], record["completion_tokens"]) == (0, 0)
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize(
     ("parameter", "value"),
     [
@@ -372,6 +376,7 @@ def test_sql_in_usage_query_parameters_is_400(
     assert_refused(reply, 400, 5006)
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize("parameter", ["account_id", "request_id"])
 def test_sql_in_an_admin_usage_filter_matches_nothing(
     gateway: GatewayProcess, parameter: str
@@ -386,6 +391,7 @@ def test_sql_in_an_admin_usage_filter_matches_nothing(
     assert reply.json()["result"] == []
 
 
+@pytest.mark.each_database
 def test_sql_in_the_account_id_of_the_path_is_403(
     gateway: GatewayProcess, account: tuple[str, str]
 ) -> None:
@@ -397,6 +403,7 @@ def test_sql_in_the_account_id_of_the_path_is_403(
 # Values the database cannot hold
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize("name", ["a\x00b", "\x00"])
 @pytest.mark.parametrize("endpoint", ["new account", "new token"])
 def test_a_nul_byte_in_a_name_is_400(gateway: GatewayProcess, endpoint: str, name: str) -> None:
@@ -408,6 +415,7 @@ def test_a_nul_byte_in_a_name_is_400(gateway: GatewayProcess, endpoint: str, nam
     assert_refused(reply, 400, 5006)
 
 
+@pytest.mark.each_database
 def test_a_nul_byte_in_a_prompt_is_generated_from(
     gateway: GatewayProcess, account: tuple[str, str]
 ) -> None:
@@ -415,6 +423,7 @@ def test_a_nul_byte_in_a_prompt_is_generated_from(
     assert reply.status_code == 200, reply.text
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -444,6 +453,7 @@ def test_a_nul_byte_in_an_id_is_a_4xx_in_the_envelope(
         assert_refused(reply, 404, 7003)
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize(
     ("path", "parameter"),
     [
@@ -467,6 +477,7 @@ def test_a_nul_byte_in_a_usage_filter_matches_nothing_or_is_400(
         assert result == [] or result["rows"] == [], result
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize(
     ("limit", "value"),
     [
@@ -493,6 +504,7 @@ def test_a_limit_too_large_for_the_database_is_400(
     assert own[limit] is None
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize(
     ("model", "stored"),
     [("m" * 101, "unknown"), ("a%00b", "unknown")],
