@@ -1,8 +1,8 @@
 """Every error the gateway answers with, in one registry: its status, its numeric code (Workers
 AI's where it has one, the gateway's own otherwise), when it happens, and how OpenAI's format
 names it. The envelope carries the code; under OpenAI's base URLs `gateway.openai_api.errors`
-reads the type and code from here. The README's error table is `markdown_table()`, checked by
-a test, so the documentation cannot drift from what is answered.
+reads the type and code from here. The error table of docs/api/errors.md is `markdown_table()`,
+checked by a test, so the documentation cannot drift from what is answered.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class ErrorCode(IntEnum):
     NOT_FOUND = 7003
     CONFLICT = 7004
     HOST_NOT_ALLOWED = 7005
+    NOT_READY = 7010
     AUTHENTICATION = 10000
     AUTHENTICATION_THROTTLED = 10001
 
@@ -90,7 +91,8 @@ REGISTRY: tuple[ErrorKind, ...] = (
     ErrorKind(
         403,
         ErrorCode.AUTHENTICATION,
-        "the token belongs to another account",
+        "the token belongs to another account; or a browser page (an `Origin` header) calls the "
+        "admin API",
         openai_type="permission_error",
     ),
     ErrorKind(
@@ -208,6 +210,12 @@ REGISTRY: tuple[ErrorKind, ...] = (
         "the process holds `GATEWAY_MAX_CONNECTIONS` connections; `Retry-After: 1`",
         **_UNAVAILABLE,
     ),
+    ErrorKind(
+        503,
+        ErrorCode.NOT_READY,
+        "`/readyz` only: a readiness check failed (the message names the checks)",
+        **_UNAVAILABLE,
+    ),
 )
 
 _BY_STATUS_AND_CODE: dict[tuple[int, int], ErrorKind] = {
@@ -229,7 +237,7 @@ def openai_names(status: int, code: int) -> tuple[str, str | None]:
 
 
 def markdown_table() -> str:
-    """The table the README shows: one row per entry, in the registry's order."""
+    """The table docs/api/errors.md shows: one row per entry, in the registry's order."""
     rows = [
         "| status | code | OpenAI `type` / `code` | when |",
         "|---|---|---|---|",

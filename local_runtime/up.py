@@ -68,9 +68,10 @@ def up(host: str | None = None, port: int | None = None) -> int:
 
 
 def _up(host: str | None, port: int | None) -> int:
+    generated_admin_token = None
     if not os.environ.get("GATEWAY_ADMIN_TOKEN"):
-        os.environ["GATEWAY_ADMIN_TOKEN"] = secrets.token_urlsafe(32)
-        print(f"admin token (generated): {os.environ['GATEWAY_ADMIN_TOKEN']}")
+        generated_admin_token = os.environ["GATEWAY_ADMIN_TOKEN"] = secrets.token_urlsafe(32)
+        print(f"admin token (generated): {generated_admin_token}")
     settings = get_settings()
     repository = settings.triton.model_repository
     triton = _triton_server(settings.triton)
@@ -111,18 +112,34 @@ def _up(host: str | None, port: int | None) -> int:
             f"gateway on {base_url}"
             + (f" (metrics: http://{config.host}:{metrics_port}/metrics)" if metrics_port else "")
             + "\n"
-            "Stream tokens with:\n\n"
-            f"  curl -N {base_url}/client/v4/accounts/{account_id}/ai/run/{model} \\\n"
-            f"    -H 'Authorization: Bearer {token.token}' -H 'Content-Type: application/json' \\\n"
-            '    -d \'{"prompt": "What is the capital of France?", "temperature": 0, '
-            '"stream": true}\'\n\n'
-            f"or open {base_url}/playground in a browser and paste the token.\n",
+            + ready_message(base_url, model, account_id, token.token, generated_admin_token),
             flush=True,
         )
         gateway.run(sockets=sockets)
     if gave_up:
         raise gave_up[0]
     return 0
+
+
+def ready_message(
+    base_url: str, model: str, account_id: str, token: str, admin_token: str | None = None
+) -> str:
+    """What `gateway up` prints once it serves: the shell variables the documentation's
+    examples use (the admin token only when `gateway up` generated it), a curl line that
+    streams an answer, and the playground."""
+    variables = f"export ACCOUNT_ID={account_id} TOKEN={token}"
+    if admin_token is not None:
+        variables += f" GATEWAY_ADMIN_TOKEN={admin_token}"
+    return (
+        "The demo account, for the examples in README.md and docs/ (paste into your shell):\n\n"
+        f"  {variables}\n\n"
+        "Stream tokens with:\n\n"
+        f"  curl -N {base_url}/client/v4/accounts/{account_id}/ai/run/{model} \\\n"
+        f"    -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n"
+        '    -d \'{"prompt": "What is the capital of France?", "temperature": 0, '
+        '"stream": true}\'\n\n'
+        f"or open {base_url}/playground in a browser and paste the token.\n"
+    )
 
 
 def _twins_to_build(repository: Path) -> bool:

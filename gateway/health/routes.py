@@ -20,10 +20,10 @@ import msgspec
 from litestar import Controller, Response, get
 
 from gateway.envelope import ErrorDetail, ErrorEnvelope
+from gateway.error_codes import ErrorCode
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 logger = logging.getLogger("gateway")
-NOT_READY = 7010
 CHECK_TIMEOUT_SECONDS = 3.0
 READINESS_CACHE_SECONDS = 1.0
 
@@ -74,7 +74,9 @@ class Readiness:
             return Health(status="ready", checks=outcome)
         if all(name in self._degradable for name in failing):
             return Health(status="degraded", checks=outcome)
-        return ErrorEnvelope(errors=[ErrorDetail(NOT_READY, f"Not ready: {', '.join(failing)}")])
+        return ErrorEnvelope(
+            errors=[ErrorDetail(ErrorCode.NOT_READY, f"Not ready: {', '.join(failing)}")]
+        )
 
 
 def health_controller(

@@ -34,8 +34,9 @@ logger = logging.getLogger("gateway")
 
 ON_LOOP_CHARS = 1000
 """Prompts up to this many characters are tokenized on the event loop: that takes about as
-long as the hop to a thread and back (~0.3 ms each, measured: see the README); longer ones
-are tokenized in a thread, where the tokenizer releases the GIL, so other requests go on."""
+long as the hop to a thread and back (~0.3 ms each, measured); longer ones are tokenized in a
+thread, where the tokenizer releases the GIL, so other requests go on (docs/api/workers-ai.md,
+"Big prompts", says what a caller sees; docs/benchmarks.md what `/healthz` does meanwhile)."""
 ON_LOOP_MESSAGES = 16
 """Conversations of up to this many messages (and `ON_LOOP_CHARS`) are rendered on the loop
 (~0.1 ms); a longer one costs ~3.4 µs a message in Jinja, so it is rendered in a thread."""
