@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
+from tests.helm.conftest import deep_merge
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 CHART = REPOSITORY / "helm" / "llm-gateway"
 
@@ -339,16 +341,6 @@ def set_values(assignments: str, *, as_string: bool = False) -> dict[str, Any]:
     return values
 
 
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def helm_values(words: list[str], files: dict[str, str]) -> dict[str, Any]:
     """The values a `helm install|upgrade|template RELEASE CHART …` command passes to this
     repository's chart: its `-f` files (a repository path, or a YAML block of the same
@@ -379,7 +371,7 @@ def helm_values(words: list[str], files: dict[str, str]) -> dict[str, Any]:
         raise ValueError(f"the chart is ./helm/llm-gateway, not {positional[1]}")
     values: dict[str, Any] = {}
     for layer in [*layers, *sets]:
-        values = merge(values, layer)
+        values = deep_merge(values, layer)
     return values
 
 
@@ -445,35 +437,16 @@ def as_run(block: Block, live: Live) -> str:
     return script
 
 
-PYCACHE = REPOSITORY / ".cache" / "docs-examples-pycache"
-"""Bytecode of what the examples import, kept across runs (outside the source tree): without
-it every example's interpreter compiles the SDKs again."""
-WARM_UP = "import cloudflare, openai, gateway.cli"
-
-
-def starts_python(block: Block) -> bool:
-    """Whether the block starts a Python interpreter (an SDK example, or a `gateway` or
-    `build-engines` command), which pays for compiling its imports on a cold cache."""
-    if plan(block).kind == "python":
-        return True
-    return any(
-        command_words(c)[:1] in (["gateway"], ["build-engines"]) for c in shell_commands(block.text)
-    )
-
-
-def environment(live: Live | None, pycache: Path = PYCACHE) -> dict[str, str]:
+def environment(live: Live | None) -> dict[str, str]:
     """The environment of `./scripts/up`'s user: the venv's commands first on PATH, and the
     shell variables the documentation uses."""
     inherited = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("OPENAI_", "CLOUDFLARE_", "GATEWAY_", "TRITON_", "REDIS_"))
-        and key not in ("DATABASE_URL", "PYTHONDONTWRITEBYTECODE")
+        and key != "DATABASE_URL"
     }
-    inherited.update(
-        PATH=f"{Path(sys.executable).parent}:{inherited.get('PATH', '')}",
-        PYTHONPYCACHEPREFIX=str(pycache),
-    )
+    inherited["PATH"] = f"{Path(sys.executable).parent}:{inherited.get('PATH', '')}"
     if live is not None:
         inherited.update(
             ACCOUNT_ID=live.account_id,
@@ -484,24 +457,12 @@ def environment(live: Live | None, pycache: Path = PYCACHE) -> dict[str, str]:
     return inherited
 
 
-def warm_up(pycache: Path = PYCACHE) -> None:
-    """Compile what the Python examples import once, before they start side by side (once
-    compiled, the cache is kept: importing again would only cost time)."""
-    if pycache.is_dir():
-        return
-    subprocess.run(
-        [sys.executable, "-c", WARM_UP], env=environment(None, pycache), check=True, timeout=300
-    )
-
-
-def run_live(
-    block: Block, kind: str, live: Live, directory: Path, pycache: Path = PYCACHE
-) -> Outcome:
+def run_live(block: Block, kind: str, live: Live, directory: Path) -> Outcome:
     """Run a shell or Python block in `directory`, as a user of `./scripts/up` would, with
     `ACCOUNT_ID`, `TOKEN`, `GATEWAY_ADMIN_TOKEN` and `DATABASE_URL` set."""
     script = as_run(block, live)
     directory.mkdir(parents=True, exist_ok=True)
-    environment_ = environment(live, pycache)
+    environment_ = environment(live)
     if kind == "python":
         path = directory / "example.py"
         path.write_text(script + "\n")

@@ -31,9 +31,7 @@ from tests.docs.examples import (
     run_live,
     set_values,
     shell_commands,
-    starts_python,
     values_files,
-    warm_up,
 )
 from tests.gateway_fixtures import ADMIN_TOKEN, GatewayProcess
 from tests.helm.conftest import Render
@@ -53,21 +51,16 @@ def ids(blocks: list[Block]) -> list[str]:
 
 
 class LiveExamples:
-    """Runs the selected live examples on a thread pool; `outcome(block)` waits for one.
-
-    The examples that start a Python interpreter wait for one warm-up interpreter to compile
-    their imports (a cold cache costs seconds per interpreter, and several compiling the same
-    modules at once only share the cores); the others run meanwhile."""
+    """Runs the selected live examples on a thread pool; `outcome(block)` waits for one."""
 
     def __init__(self, gateway: GatewayProcess, directory: Path) -> None:
         self._gateway = gateway
         self._directory = directory
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="docs-example")
-        self._warm = self._pool.submit(warm_up)
         self._runs: dict[str, Future[tuple[str, Outcome]]] = {}
 
     def start(self, blocks: list[Block]) -> None:
-        for block in sorted(blocks, key=starts_python):
+        for block in blocks:
             if block.id not in self._runs:
                 self._runs[block.id] = self._pool.submit(self._run, block)
 
@@ -77,8 +70,6 @@ class LiveExamples:
 
     def _run(self, block: Block) -> tuple[str, Outcome]:
         assert plan(block).problem is None, "never run a block that cannot run here"
-        if starts_python(block):
-            self._warm.result()
         account_id = self._gateway.create_account()
         live = Live(
             base_url=self._gateway.base_url,
