@@ -29,7 +29,7 @@ from gateway.triton.client import TritonClient
 from gateway.usage.meter import Meter
 from gateway.usage.models import UsageRecord
 from tests.accounting import INT8
-from tests.gateway.limits.clock import SteppedClock
+from tests.gateway.clock import SteppedClock
 from tests.gateway_fixtures import DatabaseFactory
 
 CALLER = Caller(account_id="acct", token_id="tok")

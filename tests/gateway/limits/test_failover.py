@@ -25,7 +25,7 @@ from gateway.limits.store import (
 )
 from gateway.metrics.registry import GatewayMetrics
 from gateway.settings import LimitSettings
-from tests.gateway.limits.clock import SteppedClock
+from tests.gateway.clock import SteppedClock
 from tests.gateway.limits.test_service import NO_LIMITS
 from tests.gateway_fixtures import DatabaseFactory
 

@@ -19,7 +19,7 @@ from gateway.limits.store import LimitStore, MemoryLimitStore
 from gateway.metrics.registry import GatewayMetrics
 from gateway.settings import LimitSettings
 from gateway.usage.models import UsageRecord
-from tests.gateway.limits.clock import SteppedClock
+from tests.gateway.clock import SteppedClock
 from tests.gateway_fixtures import DatabaseFactory
 
 Sessions = async_sessionmaker[AsyncSession]

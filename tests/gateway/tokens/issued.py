@@ -1,5 +1,5 @@
 """What the token tests share: tokens issued by the gateway's own services, revoked in the
-database behind a verifier's back, and a clock the test sets."""
+database behind a verifier's back."""
 
 from __future__ import annotations
 
@@ -37,16 +37,3 @@ async def revoke_in_database(sessions: Sessions, token: Issued) -> None:
     async with sessions() as session:
         await TokenService(session).revoke(token.account_id, token.token_id)
         await session.commit()
-
-
-class Clock:
-    """Monotonic seconds that move only when the test moves them."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def step(self, seconds: float) -> None:
-        self.now += seconds

@@ -21,17 +21,18 @@ from gateway.tokens.auth import REVOKED_MEMORY_SECONDS, Caller, TokenVerifier
 from gateway.tokens.models import ApiToken
 from gateway.tokens.secrets import DISPLAY_PREFIX_LENGTH, new_token, token_hash
 from gateway.tokens.throttle import AuthenticationFailed, AuthenticationThrottle
-from tests.gateway.tokens.issued import Clock, Issued, Sessions, issue, revoke_in_database
+from tests.gateway.clock import SteppedClock
+from tests.gateway.tokens.issued import Issued, Sessions, issue, revoke_in_database
 
 ADDRESS = "203.0.113.7"
 TABLELESS = "sqlite+aiosqlite:///:memory:"
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+def clock(monkeypatch: pytest.MonkeyPatch) -> SteppedClock:
     """The verifier's clock, and its cache's (`TtlCache` reads `time.monotonic` itself)."""
-    clock = Clock()
-    monkeypatch.setattr("gateway.ttl_cache.time", SimpleNamespace(monotonic=clock))
+    clock = SteppedClock(1000.0)
+    monkeypatch.setattr("gateway.ttl_cache.time", SimpleNamespace(monotonic=clock.now))
     return clock
 
 
@@ -41,14 +42,14 @@ def metrics() -> GatewayMetrics:
 
 
 def verifier(
-    clock: Clock,
+    clock: SteppedClock,
     metrics: GatewayMetrics | None = None,
     *,
     cache_seconds: float = 5.0,
     failures_per_minute: int = 0,
 ) -> TokenVerifier:
-    throttle = AuthenticationThrottle(failures_per_minute, metrics or GatewayMetrics(), clock)
-    return TokenVerifier(cache_seconds, throttle, clock)
+    throttle = AuthenticationThrottle(failures_per_minute, metrics or GatewayMetrics(), clock.now)
+    return TokenVerifier(cache_seconds, throttle, clock.now)
 
 
 async def refusal(verifying: Awaitable[Caller]) -> AuthenticationFailed:
@@ -81,7 +82,9 @@ async def issue_expired(sessions: Sessions, account_id: str) -> str:
 # What a token must be
 
 
-async def test_a_live_token_names_its_account_and_itself(sessions: Sessions, clock: Clock) -> None:
+async def test_a_live_token_names_its_account_and_itself(
+    sessions: Sessions, clock: SteppedClock
+) -> None:
     token = await issue(sessions)
 
     caller = await verifier(clock).verify(token.secret, token.account_id, sessions)
@@ -89,7 +92,9 @@ async def test_a_live_token_names_its_account_and_itself(sessions: Sessions, clo
     assert caller == Caller(account_id=token.account_id, token_id=token.token_id)
 
 
-async def test_a_token_of_another_account_is_forbidden(sessions: Sessions, clock: Clock) -> None:
+async def test_a_token_of_another_account_is_forbidden(
+    sessions: Sessions, clock: SteppedClock
+) -> None:
     token = await issue(sessions, "acme")
     other = await issue(sessions, "globex")
 
@@ -104,7 +109,7 @@ async def test_a_token_of_another_account_is_forbidden(sessions: Sessions, clock
 
 
 async def test_a_secret_without_the_token_prefix_is_refused_without_a_lookup(
-    clock: Clock,
+    clock: SteppedClock,
 ) -> None:
     """A database without tables would fail any lookup: none is made."""
     engine = create_engine(TABLELESS)
@@ -118,14 +123,18 @@ async def test_a_secret_without_the_token_prefix_is_refused_without_a_lookup(
     assert refused.message == "Authentication error: malformed API token"
 
 
-async def test_a_token_that_was_never_issued_is_invalid(sessions: Sessions, clock: Clock) -> None:
+async def test_a_token_that_was_never_issued_is_invalid(
+    sessions: Sessions, clock: SteppedClock
+) -> None:
     refused = await refusal(verifier(clock).verify(new_token(), None, sessions))
 
     assert (refused.status_code, refused.reason) == (401, "invalid")
     assert refused.message == "Authentication error: invalid API token"
 
 
-async def test_a_revoked_token_is_refused_as_revoked(sessions: Sessions, clock: Clock) -> None:
+async def test_a_revoked_token_is_refused_as_revoked(
+    sessions: Sessions, clock: SteppedClock
+) -> None:
     token = await issue(sessions)
     await revoke_in_database(sessions, token)
 
@@ -135,7 +144,9 @@ async def test_a_revoked_token_is_refused_as_revoked(sessions: Sessions, clock: 
     assert refused.message == "Authentication error: this API token has been revoked"
 
 
-async def test_an_expired_token_is_refused_as_expired(sessions: Sessions, clock: Clock) -> None:
+async def test_an_expired_token_is_refused_as_expired(
+    sessions: Sessions, clock: SteppedClock
+) -> None:
     account_id = (await issue(sessions)).account_id
     secret = await issue_expired(sessions, account_id)
 
@@ -149,7 +160,7 @@ async def test_an_expired_token_is_refused_as_expired(sessions: Sessions, clock:
 
 
 async def test_a_verified_token_is_trusted_for_the_cache_seconds_without_a_lookup(
-    sessions: Sessions, clock: Clock
+    sessions: Sessions, clock: SteppedClock
 ) -> None:
     token = await issue(sessions)
     tokens = verifier(clock, cache_seconds=5.0)
@@ -166,7 +177,7 @@ async def test_a_verified_token_is_trusted_for_the_cache_seconds_without_a_looku
 
 
 async def test_with_no_cache_every_verification_asks_the_database(
-    sessions: Sessions, clock: Clock
+    sessions: Sessions, clock: SteppedClock
 ) -> None:
     token = await issue(sessions)
     tokens = verifier(clock, cache_seconds=0)
@@ -179,7 +190,7 @@ async def test_with_no_cache_every_verification_asks_the_database(
 
 
 async def test_a_token_is_trusted_no_longer_than_until_it_expires(
-    sessions: Sessions, clock: Clock
+    sessions: Sessions, clock: SteppedClock
 ) -> None:
     token = await issue(sessions, expires_at=utc_now() + timedelta(seconds=60))
     tokens = verifier(clock, cache_seconds=300.0)
@@ -196,7 +207,7 @@ async def test_a_token_is_trusted_no_longer_than_until_it_expires(
 
 
 async def test_a_revocation_refuses_a_cached_token_at_once(
-    sessions: Sessions, clock: Clock
+    sessions: Sessions, clock: SteppedClock
 ) -> None:
     token = await issue(sessions)
     tokens = verifier(clock, cache_seconds=60.0)
@@ -209,7 +220,7 @@ async def test_a_revocation_refuses_a_cached_token_at_once(
 
 
 async def test_forgetting_every_token_makes_the_next_verification_ask_the_database(
-    sessions: Sessions, clock: Clock
+    sessions: Sessions, clock: SteppedClock
 ) -> None:
     token = await issue(sessions)
     tokens = verifier(clock, cache_seconds=60.0)
@@ -223,7 +234,7 @@ async def test_forgetting_every_token_makes_the_next_verification_ask_the_databa
 
 
 async def lookup_straddling_a_revocation(
-    sessions: Sessions, clock: Clock, tokens: TokenVerifier, token: Issued
+    sessions: Sessions, clock: SteppedClock, tokens: TokenVerifier, token: Issued
 ) -> AuthenticationFailed:
     """A lookup that read the token before its revocation committed and came back a second
     after the verifier heard of it."""
@@ -236,7 +247,7 @@ async def lookup_straddling_a_revocation(
 
 
 async def test_a_lookup_under_way_when_the_token_is_revoked_does_not_let_it_through(
-    sessions: Sessions, clock: Clock
+    sessions: Sessions, clock: SteppedClock
 ) -> None:
     token = await issue(sessions)
     tokens = verifier(clock, cache_seconds=5.0)
@@ -249,7 +260,7 @@ async def test_a_lookup_under_way_when_the_token_is_revoked_does_not_let_it_thro
 
 
 async def test_a_revoked_tokens_straggling_verdict_never_outlives_the_revocations_memory(
-    sessions: Sessions, clock: Clock
+    sessions: Sessions, clock: SteppedClock
 ) -> None:
     token = await issue(sessions)
     later = await issue(sessions)
@@ -271,7 +282,7 @@ async def test_a_revoked_tokens_straggling_verdict_never_outlives_the_revocation
     "authorization", [None, "", "Bearer ", "Basic dXNlcjpwYXNz", "gwk_abc", "Token gwk_abc"]
 )
 async def test_a_request_without_a_bearer_token_is_refused_as_missing(
-    sessions: Sessions, clock: Clock, metrics: GatewayMetrics, authorization: str | None
+    sessions: Sessions, clock: SteppedClock, metrics: GatewayMetrics, authorization: str | None
 ) -> None:
     refused = await refusal(
         verifier(clock, metrics).authenticate(authorization, None, sessions, ADDRESS)
@@ -285,7 +296,7 @@ async def test_a_request_without_a_bearer_token_is_refused_as_missing(
 
 
 async def test_the_bearer_scheme_is_read_in_any_case_and_the_token_trimmed(
-    sessions: Sessions, clock: Clock
+    sessions: Sessions, clock: SteppedClock
 ) -> None:
     token = await issue(sessions)
 
@@ -297,7 +308,7 @@ async def test_the_bearer_scheme_is_read_in_any_case_and_the_token_trimmed(
 
 
 async def test_a_verified_token_counts_no_failure(
-    sessions: Sessions, clock: Clock, metrics: GatewayMetrics
+    sessions: Sessions, clock: SteppedClock, metrics: GatewayMetrics
 ) -> None:
     token = await issue(sessions)
 
@@ -309,7 +320,7 @@ async def test_a_verified_token_counts_no_failure(
 
 
 async def test_a_throttled_address_is_refused_unchecked_until_its_minute_ends(
-    sessions: Sessions, clock: Clock, metrics: GatewayMetrics
+    sessions: Sessions, clock: SteppedClock, metrics: GatewayMetrics
 ) -> None:
     token = await issue(sessions)
     tokens = verifier(clock, metrics, failures_per_minute=2)

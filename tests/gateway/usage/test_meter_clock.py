@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from gateway.metrics.registry import GatewayMetrics
 from gateway.usage.meter import Meter, UsageMeter
 from gateway.usage.status import RunStatus
-from tests.gateway.limits.clock import SteppedClock
+from tests.gateway.clock import SteppedClock
 
 
 def test_a_records_times_are_the_meters_clocks(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""A clock a test sets and steps: the limits' windows at the instant a test is about."""
+"""A clock a test sets and steps: `now()` for what takes a clock (`gateway/clock.py`: the limits'
+windows, the meter), `now` itself for what takes a monotonic function (the token verifier)."""
 
 from __future__ import annotations
 
