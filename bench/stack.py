@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import signal
@@ -34,14 +35,25 @@ def model_repository(tokens_per_second: float, max_in_flight: int) -> Path:
     """The random CPU twins (the gateway's overhead is measured, not a model's speed), paced
     at `tokens_per_second` per stream (0: as fast as they can)."""
     output = WORK_DIR / f"repository-{tokens_per_second:g}tps-{max_in_flight}"
-    if not (output / SPEC.generation_model).is_dir():
-        arguments = ["--target", "cpu", "--twin-model", "random", "--precision", "all",
-                     "--output", str(output),
-                     "--decode-tokens-per-second", str(tokens_per_second),
-                     "--max-batch-size", str(max_in_flight)]  # fmt: skip
-        with contextlib.redirect_stdout(sys.stderr):
-            assert build_engines_main(arguments) == 0
+    with building_alone():
+        if not (output / SPEC.generation_model).is_dir():
+            arguments = ["--target", "cpu", "--twin-model", "random", "--precision", "all",
+                         "--output", str(output),
+                         "--decode-tokens-per-second", str(tokens_per_second),
+                         "--max-batch-size", str(max_in_flight)]  # fmt: skip
+            with contextlib.redirect_stdout(sys.stderr):
+                assert build_engines_main(arguments) == 0
     return output
+
+
+@contextlib.contextmanager
+def building_alone() -> Iterator[None]:
+    """Holds `var/bench`'s build lock: two benchmarks started together (the test suite's
+    workers do) build a shared repository once, and neither reads it half-written."""
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    with (WORK_DIR / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @contextlib.contextmanager

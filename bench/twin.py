@@ -27,7 +27,6 @@ import numpy as np
 from llm_contract.engines import ENGINE_SPECS, PRECISIONS
 from llm_contract.model_repository import TWIN_DESCRIPTION_FILE
 
-WORK_DIR = Path("var") / "bench"
 BATCHES = (1, 8, 32)
 PROMPT_TOKENS = 500
 CONTEXT_TOKENS = 40
@@ -63,13 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def smollm2_repository() -> Path:
+    from bench.stack import WORK_DIR, building_alone
     from build_engines.cli import main as build_engines_main
 
     output = WORK_DIR / "repository-smollm2"
-    if not (output / ENGINE_SPECS["fp16"].generation_model / TWIN_DESCRIPTION_FILE).is_file():
-        arguments = ["--target", "cpu", "--precision", "all", "--output", str(output)]
-        with contextlib.redirect_stdout(sys.stderr):
-            assert build_engines_main(arguments) == 0
+    with building_alone():
+        if not (output / ENGINE_SPECS["fp16"].generation_model / TWIN_DESCRIPTION_FILE).is_file():
+            arguments = ["--target", "cpu", "--precision", "all", "--output", str(output)]
+            with contextlib.redirect_stdout(sys.stderr):
+                assert build_engines_main(arguments) == 0
     return output
 
 

@@ -38,6 +38,7 @@ from gateway.errors import ApiError
 from gateway.settings import ServerSettings, get_settings
 
 RETRY_AFTER_SECONDS = 1
+LINGER_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                     b"Service Unavailable",
                     error_body(b"", ApiError(503, ErrorCode.OVERLOADED, message)),
                     b"retry-after: %d" % RETRY_AFTER_SECONDS,
-                )
+                ),
+                # Refused at once, so that a flood of connections holds no sockets open.
+                linger=False,
             )
             return
         super().connection_made(transport)
@@ -229,11 +232,21 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         """In the format of the API the request is for, as far as its target has arrived."""
         return error_body(getattr(self, "url", b""), ApiError(status, ErrorCode.BAD_INPUT, message))
 
-    def _refuse(self, response: bytes) -> None:
-        """Answer `response` (if any) and close: nothing more of this connection is read."""
+    def _refuse(self, response: bytes, *, linger: bool = True) -> None:
+        """Answer `response` (if any) and close: nothing more of this connection is parsed.
+
+        With `linger`, the answer is followed by the end of the stream, and what the client
+        still sends for `LINGER_SECONDS` is read and dropped before the close: a socket
+        closed with unread bytes is reset, and the reset can destroy the answer before the
+        client reads it (nginx's lingering close, for the same reason)."""
         self._refused = True
         self._disarm()
-        if not self.transport.is_closing():
-            if response:
-                self.transport.write(response)
+        if self.transport.is_closing():
+            return
+        if response:
+            self.transport.write(response)
+        if linger and self.transport.can_write_eof():
+            self.transport.write_eof()
+            self._deadline = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        else:
             self.transport.close()

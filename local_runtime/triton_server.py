@@ -124,9 +124,9 @@ class TritonRuntime:
         for source in sources:
             if source.name == "__pycache__":
                 continue
-            link = python_dir / source.name
-            if not link.exists():
-                link.symlink_to(source)
+            # Another launcher may be making the same links at the same moment.
+            with contextlib.suppress(FileExistsError):
+                (python_dir / source.name).symlink_to(source)
         return python_dir.parent
 
     def environment(self) -> dict[str, str]:

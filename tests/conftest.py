@@ -3,4 +3,5 @@ pytest_plugins = [
     "tests.gateway_fixtures",
     "tests.redis_server",
     "tests.tiers",
+    "tests.workers",
 ]

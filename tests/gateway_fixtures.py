@@ -231,8 +231,40 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def gateway(
-    request: pytest.FixtureRequest,
+def gateway(request: pytest.FixtureRequest) -> GatewayProcess:
+    """The session's gateway on `request.param`'s database. Each database's gateway is a
+    fixture of its own, so that pytest, which keeps one value of a parametrized fixture at a
+    time, switches between them without restarting either."""
+    process: GatewayProcess = request.getfixturevalue(f"{request.param}_gateway")
+    return process
+
+
+@pytest.fixture(scope="session")
+def sqlite_gateway(
+    database_factory: DatabaseFactory,
+    triton: TritonServer,
+    cpu_model_repository: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GatewayProcess]:
+    yield from shared_gateway(
+        "sqlite", database_factory, triton, cpu_model_repository, tmp_path_factory
+    )
+
+
+@pytest.fixture(scope="session")
+def postgresql_gateway(
+    database_factory: DatabaseFactory,
+    triton: TritonServer,
+    cpu_model_repository: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GatewayProcess]:
+    yield from shared_gateway(
+        "postgresql", database_factory, triton, cpu_model_repository, tmp_path_factory
+    )
+
+
+def shared_gateway(
+    backend: str,
     database_factory: DatabaseFactory,
     triton: TritonServer,
     cpu_model_repository: Path,
@@ -240,7 +272,7 @@ def gateway(
 ) -> Iterator[GatewayProcess]:
     process = start_gateway(
         {
-            "DATABASE_URL": database_factory(request.param),
+            "DATABASE_URL": database_factory(backend),
             "TRITON_GRPC_URL": triton.grpc_url,
             "GATEWAY_MODEL_REPOSITORY": str(cpu_model_repository),
             "GATEWAY_MAX_BODY_BYTES": str(256 * 1024),
@@ -249,7 +281,7 @@ def gateway(
             "GATEWAY_LIMIT_TOKENS_PER_MINUTE": "100000000",
             "GATEWAY_LIMIT_CONCURRENT_STREAMS": "1000",
         },
-        tmp_path_factory.mktemp("gateway") / "gateway.log",
+        tmp_path_factory.mktemp(f"gateway-{backend}") / "gateway.log",
     )
     yield process
     process.stop()

@@ -4,6 +4,7 @@ lint of the chart, and the chart's manifests as Helm renders them."""
 from __future__ import annotations
 
 import ast
+import fcntl
 import glob
 import json
 import os
@@ -61,26 +62,33 @@ def python312() -> str:
 def helm_python() -> Path:
     python = HELM_VENV / "bin" / "python"
     stamp = HELM_VENV / "installed.requirements"
-    if not stamp.exists() or stamp.read_text() != HELM_SDKPY.read_text():
-        subprocess.run([python312(), "-m", "venv", "--clear", HELM_VENV], check=True)
-        subprocess.run(
-            [
-                python,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-deps",
-                "--require-hashes",
-                "-r",
-                HELM_SDKPY,
-            ],
-            check=True,
-            timeout=600,
-        )
-        stamp.write_text(HELM_SDKPY.read_text())
+    # pytest-xdist's workers may all ask for it at once: one installs, the others wait.
+    with HELM_VENV.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not stamp.exists() or stamp.read_text() != HELM_SDKPY.read_text():
+            install_helm_sdkpy(python, stamp)
     return python
+
+
+def install_helm_sdkpy(python: Path, stamp: Path) -> None:
+    subprocess.run([python312(), "-m", "venv", "--clear", HELM_VENV], check=True)
+    subprocess.run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--require-hashes",
+            "-r",
+            HELM_SDKPY,
+        ],
+        check=True,
+        timeout=600,
+    )
+    stamp.write_text(HELM_SDKPY.read_text())
 
 
 def helm_lint(helm_python: Path, chart: Path) -> tuple[dict[str, Any], str]:

@@ -21,7 +21,7 @@ from tests.accounting import RawStream, abandon_run, new_account, twin_metric
 from tests.gateway_fixtures import GatewayFactory, GatewayProcess
 
 pytestmark = pytest.mark.triton
-STORM_SECONDS = 30.0
+STORM_SECONDS = 12.0
 CLIENTS = 12
 FALLBACK_SHARE = 0.1
 """At most this share of abandoned runs may end by the fallback gRPC cancellation. Cancelling
@@ -151,7 +151,7 @@ def test_tritonserver_lives_through_a_storm_of_abandoned_runs(
     left = storm(storm_gateway, account, STORM_SECONDS)
 
     assert set(left) == {leave.__name__ for leave in WAYS_TO_LEAVE}
-    assert sum(left.values()) >= 300, left
+    assert sum(left.values()) >= 100, left
     assert wait_until_idle(own_triton, 10) == 0
     assert own_triton.process.poll() is None, own_triton.log_tail()
     assert own_triton.process.pid == pid

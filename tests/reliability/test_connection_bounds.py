@@ -4,6 +4,7 @@ status a client understands."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -66,6 +67,20 @@ def test_an_unterminated_header_over_the_limit_gets_431_and_is_not_read_on(
 
     assert status_of(reply) == 431
     assert b"over 8192 bytes" in reply
+
+
+def test_a_head_sent_in_one_go_far_over_the_limit_still_reads_its_431(
+    bounded_gateway: GatewayProcess,
+) -> None:
+    """The gateway reads and drops what arrives after its answer: closing with those bytes
+    unread resets the connection, which destroys the answer unread (most of these tries)."""
+    for _ in range(5):
+        with connect(bounded_gateway) as connection:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                connection.sendall(b"GET /healthz HTTP/1.1\r\nX-Padding: " + b"a" * 1_000_000)
+            reply = reply_of(connection)
+
+        assert status_of(reply) == 431
 
 
 def test_a_huge_authorization_header_gets_431_before_any_authentication(

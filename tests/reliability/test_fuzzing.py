@@ -33,8 +33,8 @@ Operation: TypeAlias = APIOperation[Any, Any, Any, Any]
 AnyCase: TypeAlias = Case[Any]
 
 FUZZ = settings(deadline=None, database=None, suppress_health_check=list(HealthCheck))
-EXAMPLES = 20
-"""Cases per operation and generation mode with valid tokens (17 operations: ~700 requests)."""
+EXAMPLES = 12
+"""Cases per operation and generation mode with valid tokens (17 operations: ~400 requests)."""
 EXAMPLES_REFUSED = 4
 """The same with each invalid token: these are refused before the handlers, whatever the
 body, so a few cases per operation show it."""

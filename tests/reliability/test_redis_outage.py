@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.health.routes import READINESS_CACHE_SECONDS
+from gateway.tokens import revocations
 from local_runtime.triton_server import TritonServer
 from tests.accounting import RawStream, new_account, run, run_url, wait_for_records
 from tests.e2e.test_limits import by_window, per_minute
@@ -201,9 +202,19 @@ def test_a_run_is_one_round_trip_per_admission_and_one_per_settlement(
         monthly_tokens=1_000_000,
     )
     assert run(gateway_on_redis, account, SHORT_RUN).status_code == 200  # loads the scripts
+    wait_until_subscribed(redis)
     with redis.round_trips() as sent:
         assert run(gateway_on_redis, account, SHORT_RUN).status_code == 200
     assert sent == ["evalsha", "evalsha", "evalsha"]
+
+
+def wait_until_subscribed(redis: RedisServer) -> None:
+    """Until the gateway's revocation subscriber is back on the restarted Redis: its HELLO
+    and SUBSCRIBE are not a run's round trips, and come late on a busy machine."""
+    deadline = time.monotonic() + 10
+    while redis.client().pubsub_numsub(revocations.CHANNEL)[0][1] == 0:
+        assert time.monotonic() < deadline, "the gateway did not subscribe again"
+        time.sleep(0.05)
 
 
 def test_with_the_local_fallback_runs_succeed_while_redis_is_down(
