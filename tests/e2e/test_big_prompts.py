@@ -32,7 +32,7 @@ HEALTHZ_BUDGET_SECONDS = 0.050
 (a megabyte took 0.5-2.7 s here). A busy shared machine delays an idle gateway's answers now
 and then on its own: what counts is the slowest answer under load less the slowest of an
 idle window just before, in the least disturbed of `WINDOWS` equally loaded windows."""
-WINDOWS, WINDOW_SECONDS = 3, 3.0
+WINDOWS, WINDOW_SECONDS = 3, 2.0
 PRIORITY = -10  # nice value of the gateway's loop and of the probe
 CONTEXT_LENGTH = 2048  # the int8 twin's
 FP16_CONTEXT_LENGTH = 3072

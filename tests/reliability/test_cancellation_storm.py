@@ -22,7 +22,7 @@ from tests.gateway_fixtures import GatewayFactory, GatewayProcess
 
 pytestmark = pytest.mark.triton
 STORM_SECONDS = 12.0
-CLIENTS = 12
+CLIENTS = 6
 FALLBACK_SHARE = 0.1
 """At most this share of abandoned runs may end by the fallback gRPC cancellation. Cancelling
 every abandoned call, as before, was 25%; with stop first, fresh-clone runs saw 0.4% and

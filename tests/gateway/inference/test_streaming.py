@@ -121,6 +121,8 @@ async def test_a_stream_failed_by_its_source_leaves_no_timer_or_task() -> None:
 
 async def test_a_reader_that_stops_reading_gets_one_heartbeat_not_one_per_interval() -> None:
     stream = with_heartbeats(SlowTokens([0.0, 0.1]), 0.01)
-    assert await anext(stream) == [0]
+    while (batch := await anext(stream)) == HEARTBEAT:  # a busy machine delays the first token
+        pass
+    assert batch == [0]
     await asyncio.sleep(0.2)
     assert [batch async for batch in stream] == [HEARTBEAT, [1]]
