@@ -199,6 +199,16 @@ def twin_metric(triton: TritonServer, name: str, **labels: str) -> float:
     return _metric_sum(triton.metrics_url, name, labels)
 
 
+def wait_until_idle(triton: TritonServer, seconds: float) -> float:
+    """The twins' in-flight requests once they reach zero (or `seconds` passed)."""
+    deadline = time.monotonic() + seconds
+    while (
+        active := twin_metric(triton, "cpu_twin_active_requests")
+    ) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return active
+
+
 def gateway_metric(gateway: GatewayProcess, name: str, **labels: str) -> float:
     """The sum of `name`'s samples on the gateway's `/metrics` that carry `labels`."""
     return _metric_sum(gateway.metrics_url, name, labels)

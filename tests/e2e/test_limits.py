@@ -11,7 +11,15 @@ import httpx
 import pytest
 
 from local_runtime.triton_server import TritonServer
-from tests.accounting import RawStream, new_account, run, set_limits, twin_metric, wait_for_records
+from tests.accounting import (
+    RawStream,
+    new_account,
+    run,
+    set_limits,
+    twin_metric,
+    wait_for_records,
+    wait_until_idle,
+)
 from tests.gateway_fixtures import GatewayFactory, GatewayProcess
 
 pytestmark = pytest.mark.triton
@@ -74,8 +82,10 @@ def test_requests_per_minute_trips_after_the_limit_with_retry_after(
 def test_a_refused_request_costs_the_backend_nothing(
     limited_gateway: GatewayProcess, triton: TritonServer
 ) -> None:
-    """Three runs on one a minute: over one minute or two, at least one is refused."""
+    """Three runs on one a minute: over one minute or two, at least one is refused. (The
+    twins count a request as it ends: an earlier test's must have ended.)"""
     account = new_account(limited_gateway, requests_per_minute=1)
+    assert wait_until_idle(triton, 30) == 0
     refused = 0
     for _ in range(3):
         before = twin_requests(triton)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from local_runtime.triton_server import TritonServer
-from tests.accounting import RawStream, abandon_run, new_account, twin_metric
+from tests.accounting import RawStream, abandon_run, new_account, twin_metric, wait_until_idle
 from tests.gateway_fixtures import GatewayFactory, GatewayProcess
 
 pytestmark = pytest.mark.triton
@@ -129,16 +129,6 @@ def storm(gateway: GatewayProcess, account: Account, seconds: float) -> Counter[
         thread.join()
     assert not stuck, stuck
     return left
-
-
-def wait_until_idle(triton: TritonServer, seconds: float) -> float:
-    """The twins' in-flight requests once they reach zero (or `seconds` passed)."""
-    deadline = time.monotonic() + seconds
-    while (
-        active := twin_metric(triton, "cpu_twin_active_requests")
-    ) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return active
 
 
 def test_tritonserver_lives_through_a_storm_of_abandoned_runs(
