@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,60 +231,45 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def gateway(request: pytest.FixtureRequest) -> GatewayProcess:
-    """The session's gateway on `request.param`'s database. Each database's gateway is a
-    fixture of its own, so that pytest, which keeps one value of a parametrized fixture at a
-    time, switches between them without restarting either."""
-    process: GatewayProcess = request.getfixturevalue(f"{request.param}_gateway")
-    return process
+def shared_gateways(
+    database_factory: DatabaseFactory,
+    triton: TritonServer,
+    cpu_model_repository: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[str], GatewayProcess]]:
+    """The session's gateway on a database, started when a test first asks for it. (pytest
+    keeps one value of a parametrized fixture at a time: a parametrized gateway would be
+    restarted at every switch of database.)"""
+    started: dict[str, GatewayProcess] = {}
+
+    def on(backend: str) -> GatewayProcess:
+        if backend not in started:
+            started[backend] = start_gateway(
+                {
+                    "DATABASE_URL": database_factory(backend),
+                    "TRITON_GRPC_URL": triton.grpc_url,
+                    "GATEWAY_MODEL_REPOSITORY": str(cpu_model_repository),
+                    "GATEWAY_MAX_BODY_BYTES": str(256 * 1024),
+                    # Generous defaults: the suites share accounts; limits are tested per account.
+                    "GATEWAY_LIMIT_REQUESTS_PER_MINUTE": "100000",
+                    "GATEWAY_LIMIT_TOKENS_PER_MINUTE": "100000000",
+                    "GATEWAY_LIMIT_CONCURRENT_STREAMS": "1000",
+                },
+                tmp_path_factory.mktemp(f"gateway-{backend}") / "gateway.log",
+            )
+        return started[backend]
+
+    yield on
+    for process in started.values():
+        process.stop()
 
 
 @pytest.fixture(scope="session")
-def sqlite_gateway(
-    database_factory: DatabaseFactory,
-    triton: TritonServer,
-    cpu_model_repository: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayProcess]:
-    yield from shared_gateway(
-        "sqlite", database_factory, triton, cpu_model_repository, tmp_path_factory
-    )
-
-
-@pytest.fixture(scope="session")
-def postgresql_gateway(
-    database_factory: DatabaseFactory,
-    triton: TritonServer,
-    cpu_model_repository: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayProcess]:
-    yield from shared_gateway(
-        "postgresql", database_factory, triton, cpu_model_repository, tmp_path_factory
-    )
-
-
-def shared_gateway(
-    backend: str,
-    database_factory: DatabaseFactory,
-    triton: TritonServer,
-    cpu_model_repository: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayProcess]:
-    process = start_gateway(
-        {
-            "DATABASE_URL": database_factory(backend),
-            "TRITON_GRPC_URL": triton.grpc_url,
-            "GATEWAY_MODEL_REPOSITORY": str(cpu_model_repository),
-            "GATEWAY_MAX_BODY_BYTES": str(256 * 1024),
-            # Generous defaults: the suites share accounts; limits are tested per account.
-            "GATEWAY_LIMIT_REQUESTS_PER_MINUTE": "100000",
-            "GATEWAY_LIMIT_TOKENS_PER_MINUTE": "100000000",
-            "GATEWAY_LIMIT_CONCURRENT_STREAMS": "1000",
-        },
-        tmp_path_factory.mktemp(f"gateway-{backend}") / "gateway.log",
-    )
-    yield process
-    process.stop()
+def gateway(
+    request: pytest.FixtureRequest, shared_gateways: Callable[[str], GatewayProcess]
+) -> GatewayProcess:
+    """The session's gateway on `request.param`'s database."""
+    return shared_gateways(request.param)
 
 
 @pytest.fixture(scope="session")
