@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 import warnings
@@ -16,6 +15,7 @@ import pytest
 from build_engines.cli import main as build_engines_main
 from llm_contract.engines import ENGINE_SPECS
 from local_runtime.triton_server import TritonServer
+from tests.file_lock import held
 
 RANDOM_TWINS = ("--target", "cpu", "--twin-model", "random")
 """`build-engines` arguments for the random twins: a fast synthetic backend, whose gibberish
@@ -41,8 +41,7 @@ def smollm2_model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
         root = root.parent
     output = root / "smollm2" / "model_repository"
     output.parent.mkdir(exist_ok=True)
-    with (output.parent / "build.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with held(output.parent / "build.lock"):
         if not (output.parent / "built").exists():
             arguments = ["--target", "cpu", "--precision", "all", "--output", str(output)]
             assert build_engines_main(arguments) == 0

@@ -4,7 +4,6 @@ lint of the chart, and the chart's manifests as Helm renders them."""
 from __future__ import annotations
 
 import ast
-import fcntl
 import glob
 import json
 import os
@@ -17,6 +16,8 @@ from typing import Any
 
 import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]
+
+from tests.file_lock import held
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 CHART = REPOSITORY / "helm" / "llm-gateway"
@@ -62,9 +63,7 @@ def python312() -> str:
 def helm_python() -> Path:
     python = HELM_VENV / "bin" / "python"
     stamp = HELM_VENV / "installed.requirements"
-    # pytest-xdist's workers may all ask for it at once: one installs, the others wait.
-    with HELM_VENV.with_suffix(".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with held(HELM_VENV.with_suffix(".lock")):
         if not stamp.exists() or stamp.read_text() != HELM_SDKPY.read_text():
             install_helm_sdkpy(python, stamp)
     return python
