@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from build_engines.embedding_repository import EmbeddingRepositoryPlan, write_embedding_model
 from build_engines.repository import RepositoryPlan, write_repository
 from build_engines.smollm2 import WeightsUnavailable
 from build_engines.trtllm_engine import (
@@ -22,7 +23,8 @@ from build_engines.trtllm_engine import (
     check_build_environment,
     checkpoint_tokenizer_files,
 )
-from build_engines.twin_models import TWIN_MODELS, load_twin_model
+from build_engines.twin_models import TWIN_MODELS, load_embedding_twin, load_twin_model
+from llm_contract.embeddings import BGE_SMALL_EN_V1_5
 from llm_contract.engines import ENGINE_SPECS, PRECISIONS, EngineSpec, Precision
 
 
@@ -123,6 +125,19 @@ def _write_cpu_repositories(args: argparse.Namespace, specs: list[EngineSpec]) -
             )
             for model_dir in write_repository(plan):
                 print(f"wrote {model_dir}")
+        try:
+            embedding_twin = load_embedding_twin(args.twin_model)
+        except WeightsUnavailable as error:
+            print(f"build-engines: {error}", file=sys.stderr)
+            return 2
+        embedding_plan = EmbeddingRepositoryPlan(
+            target="cpu",
+            spec=BGE_SMALL_EN_V1_5,
+            output=args.output,
+            tokenizer_files=embedding_twin.tokenizer_files,
+            twin=embedding_twin,
+        )
+        print(f"wrote {write_embedding_model(embedding_plan)}")
     return 0
 
 

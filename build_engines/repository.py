@@ -141,7 +141,7 @@ def _write_twin(plan: RepositoryPlan, model_dir: Path) -> dict[str, object]:
     if twin is None:
         raise ValueError("a CPU repository needs the model its twins run")
     version_dir = model_dir / "1"
-    _copy_python_package(version_dir, "cpu_twin", "triton_model")
+    copy_python_package(version_dir, "cpu_twin", "triton_model")
     save_weights(version_dir / WEIGHTS_FILE, twin.weights, plan.spec.precision)
     description = dataclasses.asdict(TwinDescription(model=twin.name, title=twin.title))
     (model_dir / TWIN_DESCRIPTION_FILE).write_text(json.dumps(description, indent=2) + "\n")
@@ -205,7 +205,7 @@ def _write_text_path_model(plan: RepositoryPlan, component: str) -> Path:
     )
     (model_dir / "config.pbtxt").write_text(render_template(component, values))
     if component != "ensemble":
-        _copy_python_package(model_dir / "1", "text_models", component)
+        copy_python_package(model_dir / "1", "text_models", component)
     else:
         (model_dir / "1").mkdir()
     return model_dir
@@ -219,7 +219,7 @@ def _fresh_model_dir(plan: RepositoryPlan, component: str) -> Path:
     return model_dir
 
 
-def _copy_python_package(version_dir: Path, package: str, module: str) -> None:
+def copy_python_package(version_dir: Path, package: str, module: str) -> None:
     """Copy a package of this project, and the contract package it imports, next to a
     one-line `model.py` that Triton loads."""
     for source in (PACKAGE_ROOT / package, CONTRACT_PACKAGE):

@@ -145,7 +145,7 @@ def check_build_environment(precisions: Sequence[str] = ()) -> None:
             f"{TRITON_TRTLLM_IMAGE} (or with `pip install tensorrt-llm=={TENSORRT_LLM_VERSION}` "
             "on a CUDA host). Use --dry-run to print the plan, or --target cpu for the CPU twin."
         )
-    if shutil.which("nvidia-smi") is None or not _gpu_visible():
+    if shutil.which("nvidia-smi") is None or not gpu_visible():
         raise EngineBuildUnavailable(
             "no NVIDIA GPU is visible (nvidia-smi lists none): TensorRT-LLM engines are built "
             "on the GPU model they will run on. Use --dry-run to print the plan."
@@ -180,7 +180,7 @@ def gpu_sm_version() -> int:
     return int(major) * 10 + int(minor)
 
 
-def _gpu_visible() -> bool:
+def gpu_visible() -> bool:
     listing = subprocess.run(
         ["nvidia-smi", "--list-gpus"], capture_output=True, text=True, check=False
     )

@@ -1,0 +1,1 @@
+"""CPU twin of the text-embedding model: a BERT encoder in NumPy behind the plan's tensors."""

