@@ -14,6 +14,7 @@ import importlib.util
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from build_engines.trtllm_engine import EngineBuildUnavailable, gpu_visible
 from llm_contract.embeddings import (
@@ -112,15 +113,15 @@ def export_onnx(plan: EmbeddingBuildPlan) -> Path:
     from transformers import AutoModel  # type: ignore[import-not-found]
 
     class PooledEncoder(torch.nn.Module):  # type: ignore[misc]
-        def __init__(self, encoder: object) -> None:
+        def __init__(self, encoder: Any) -> None:
             super().__init__()
             self.encoder = encoder
 
-        def forward(self, input_ids: object, attention_mask: object) -> tuple[object, object]:
+        def forward(self, input_ids: Any, attention_mask: Any) -> tuple[Any, Any]:
             states = self.encoder(
-                input_ids=input_ids.long(), attention_mask=attention_mask.long()  # type: ignore[attr-defined]
+                input_ids=input_ids.long(), attention_mask=attention_mask.long()
             ).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(states.dtype)  # type: ignore[attr-defined]
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
             mean = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             normalize = torch.nn.functional.normalize
             return normalize(mean, dim=-1), normalize(states[:, 0], dim=-1)

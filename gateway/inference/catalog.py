@@ -12,8 +12,10 @@ from pathlib import Path
 
 import msgspec
 
+from llm_contract.embeddings import BGE_SMALL_EN_V1_5, EMBEDDING_MODEL, POOLING_OUTPUTS
 from llm_contract.engines import ENGINE_SPECS
 from llm_contract.model_repository import (
+    DEFAULT_EMBEDDING_TWIN,
     DEFAULT_TWIN,
     TOKENIZER_FILE,
     TOKENIZER_FOLDER,
@@ -22,6 +24,9 @@ from llm_contract.model_repository import (
 )
 
 TEXT_GENERATION = "Text Generation"
+TEXT_EMBEDDINGS = "Text Embeddings"
+TASK_LABELS = {TEXT_GENERATION: "text_generation", TEXT_EMBEDDINGS: "text_embeddings"}
+"""Each task's value of the request metric's `task` label."""
 
 
 class CatalogEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,14 +34,39 @@ class CatalogEntry(msgspec.Struct, frozen=True, kw_only=True):
     triton_model: str
     tokenizer_dir: str
     max_input_tokens: int
-    max_output_tokens: int
+    """Text generation: the prompt's tokens; text embeddings: each input's."""
     precision: str
     description: str
     task: str = TEXT_GENERATION
+    max_output_tokens: int = 0
+    """Text generation: the tokens a run generates at most."""
+    dimensions: int | None = None
+    """Text embeddings: the vectors' length."""
+    poolings: tuple[str, ...] = ()
+    """Text embeddings: the `pooling` values a request may ask for; the first is the default."""
+    max_batch_size: int = 32
+    """Text embeddings: sequences per backend request (the Triton model's max_batch_size)."""
+    length_buckets: tuple[int, ...] = ()
+    """Text embeddings: the padded lengths sent to the backend, the last the longest input."""
     triton_grpc_url: str | None = None
     """Overrides the gateway-wide Triton address, for models served by their own Triton."""
     chat_template: str | None = None
     """A Jinja chat template that replaces the one in the model's tokenizer_config.json."""
+
+    def __post_init__(self) -> None:
+        if self.task not in TASK_LABELS:
+            raise ValueError(f"task must be one of {sorted(TASK_LABELS)}")
+        if self.task == TEXT_GENERATION and self.max_output_tokens < 1:
+            raise ValueError("a text-generation model needs max_output_tokens")
+        if self.task == TEXT_EMBEDDINGS:
+            if self.dimensions is None or not self.poolings:
+                raise ValueError("a text-embeddings model needs dimensions and poolings")
+            if not self.length_buckets or self.length_buckets[-1] != self.max_input_tokens:
+                raise ValueError("length_buckets must end at max_input_tokens")
+
+    @property
+    def task_label(self) -> str:
+        return TASK_LABELS[self.task]
 
 
 class CatalogFile(msgspec.Struct, frozen=True):
@@ -126,16 +156,39 @@ def twin_catalog(model_repository: Path) -> ModelCatalog:
                 "the engine's limits and TensorRT-LLM's tensor interface",
             )
         )
+    entries.append(_embedding_twin_entry(model_repository))
     return ModelCatalog(entries, twin_repository=model_repository)
 
 
-def _twin_description(path: Path) -> TwinDescription:
+def _embedding_twin_entry(model_repository: Path) -> CatalogEntry:
+    """The embedding twin, named like the text twins after the model it runs and the one it
+    stands in for, with that model's limits and poolings."""
+    spec = BGE_SMALL_EN_V1_5
+    model_dir = model_repository / EMBEDDING_MODEL
+    twin = _twin_description(model_dir / TWIN_DESCRIPTION_FILE, DEFAULT_EMBEDDING_TWIN)
+    return CatalogEntry(
+        name=f"@twin/{twin.model}/{spec.name.rpartition('/')[2]}",
+        triton_model=EMBEDDING_MODEL,
+        tokenizer_dir=str(model_dir / TOKENIZER_FOLDER),
+        max_input_tokens=spec.max_input_tokens,
+        precision="fp32",
+        description=f"{twin.title} on the CPU, standing in for {spec.description}: its limits "
+        "and the TensorRT plan's tensor interface",
+        task=TEXT_EMBEDDINGS,
+        dimensions=spec.dimensions,
+        poolings=tuple(POOLING_OUTPUTS),
+        max_batch_size=spec.max_batch_size,
+        length_buckets=spec.length_buckets,
+    )
+
+
+def _twin_description(path: Path, default: TwinDescription = DEFAULT_TWIN) -> TwinDescription:
     """What the twin runs; before the twins are built, the default model (start-up then
     fails on the missing tokenizer, naming the build command)."""
     try:
         return msgspec.json.decode(path.read_bytes(), type=TwinDescription)
     except FileNotFoundError:
-        return DEFAULT_TWIN
+        return default
     except (OSError, msgspec.DecodeError) as error:
         raise CatalogError(f"{path}: {error}") from error
 

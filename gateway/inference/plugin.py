@@ -51,7 +51,7 @@ class InferencePlugin(InitPluginProtocol):
     @asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
         catalog = load_catalog(self._catalog_file, self._model_repository)
-        self._metrics.know_models([entry.name for entry in catalog])
+        self._metrics.know_models({entry.name: entry.task_label for entry in catalog})
         generator = TritonClient(self._triton_grpc_url)
         self._service = InferenceService.from_catalog(catalog, generator, self._input_bounds)
         try:

@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Request
 
 from gateway.errors import ApiError
+from gateway.inference.embeddings import EmbeddingGone, EmbeddingResult, EmbeddingRun
 from gateway.inference.errors import client_closed_request
 from gateway.inference.events import Completion
 from gateway.inference.run import ClientGone, Run
@@ -31,6 +32,16 @@ async def whole_answer(run: Run, request: Request[Any, Any, Any]) -> Completion:
         raise _with_headers(error, run) from None
 
 
+async def embedding_result(run: EmbeddingRun, request: Request[Any, Any, Any]) -> EmbeddingResult:
+    """The run's vectors; 499 if the client left first. Errors carry the run's headers."""
+    try:
+        return await run.result(functools.partial(client_disconnected, request.receive))
+    except EmbeddingGone as gone:
+        raise _with_headers(client_closed_request(), run) from gone
+    except ApiError as error:
+        raise _with_headers(error, run) from None
+
+
 async def event_stream(
     run: Run, body: AsyncGenerator[bytes, None], options: StreamSettings
 ) -> EventStream:
@@ -48,6 +59,6 @@ async def event_stream(
     )
 
 
-def _with_headers(error: ApiError, run: Run) -> ApiError:
+def _with_headers(error: ApiError, run: Run | EmbeddingRun) -> ApiError:
     error.headers.update(run.headers)
     return error

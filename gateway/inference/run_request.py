@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from gateway.inference.catalog import CatalogEntry
 from gateway.inference.chat_template import ChatMessage
+from gateway.inference.embeddings import EmbeddingRequest
 from gateway.inference.errors import invalid_input
 from gateway.sampling import SamplingParams
 
@@ -31,7 +32,10 @@ class RunRequest:
     stream: bool = False
 
 
-ReadRequest = Callable[[CatalogEntry], RunRequest]
+TaskRequest = RunRequest | EmbeddingRequest
+"""What a request asks of a model of its task: a text generation, or text embeddings."""
+
+ReadRequest = Callable[[CatalogEntry], TaskRequest]
 """An API's reading of its request for a model of one task; raises `ApiError` (400)."""
 
 
@@ -47,7 +51,7 @@ class RequestParser:
     endpoint: str
     by_task: Mapping[str, ReadRequest]
 
-    def parse(self, entry: CatalogEntry) -> RunRequest:
+    def parse(self, entry: CatalogEntry) -> TaskRequest:
         read = self.by_task.get(entry.task)
         if read is None:
             served = ", ".join(repr(task) for task in self.by_task)

@@ -13,9 +13,10 @@ from contextlib import contextmanager
 
 from gateway.errors import ApiError
 from gateway.inference.api import Api
+from gateway.inference.embeddings import EmbeddingRun, PreparedEmbedding
 from gateway.inference.request_ids import request_id_headers
 from gateway.inference.run import Run
-from gateway.inference.run_request import RequestParser
+from gateway.inference.run_request import RequestParser, RunRequest
 from gateway.inference.service import InferenceService
 from gateway.inference.tracking import RunTracker
 from gateway.limits.service import LimitsService
@@ -52,7 +53,7 @@ class RunService:
         api: Api,
         parser: RequestParser,
         client_request_id: str | None = None,
-    ) -> Run:
+    ) -> Run | EmbeddingRun:
         """The admitted run, or the `ApiError` that refuses it, recorded and counted.
 
         The run's id is always minted here, never the client's: it keys the usage record,
@@ -61,9 +62,11 @@ class RunService:
         request_id = uuid.uuid4().hex
         ids = request_id_headers(request_id, client_request_id)
         limits = self._limits
-        label = parser.model if self._inference.known(parser.model) else UNKNOWN_MODEL
+        known = self._inference.catalog.get(parser.model)
+        label = parser.model if known is not None else UNKNOWN_MODEL
+        task = known.task_label if known is not None else UNKNOWN_MODEL
         refused = _Refusals(
-            self._meter, self._metrics, caller, request_id, client_request_id, label, api
+            self._meter, self._metrics, caller, request_id, client_request_id, label, api, task
         )
         with refused.as_status(RunStatus.RATE_LIMITED, ids):
             admission = await limits.admit_request(caller.account_id, request_id)
@@ -72,11 +75,11 @@ class RunService:
         with refused.as_status(RunStatus.REJECTED, headers):
             entry = self._inference.entry(parser.model)
             request = parser.parse(entry)
-            generation = await self._inference.prepare(entry, request, request_id)
-        prompt_tokens = len(generation.input_ids)
+            prepared = await self._inference.prepare(entry, request, request_id)
+        prompt_tokens = prepared.prompt_tokens
         with refused.as_status(RunStatus.RATE_LIMITED, headers):
-            await limits.admit_generation(admission, prompt_tokens + generation.max_tokens)
-        model = generation.entry.name
+            await limits.admit_generation(admission, prompt_tokens + prepared.max_tokens)
+        model = entry.name
         try:
             metered = self._meter.open(
                 request_id, caller.account_id, caller.token_id, model, prompt_tokens,
@@ -87,10 +90,29 @@ class RunService:
             error.headers.update(headers)
             raise
         tracker = RunTracker(
-            model, api, caller.account_id, prompt_tokens, admission, metered, limits,
-            self._metrics,
+            model, api, entry.task_label, caller.account_id, prompt_tokens, admission, metered,
+            limits, self._metrics,
         )  # fmt: skip
-        return Run(generation, request, tracker, headers)
+        if isinstance(prepared, PreparedEmbedding):
+            return EmbeddingRun(prepared, tracker, headers)
+        assert isinstance(request, RunRequest)
+        return Run(prepared, request, tracker, headers)
+
+    async def start_generation(
+        self, caller: Caller, api: Api, parser: RequestParser, client_request_id: str | None
+    ) -> Run:
+        """`start` for a parser that reads text generations alone."""
+        run = await self.start(caller, api, parser, client_request_id)
+        assert isinstance(run, Run)
+        return run
+
+    async def start_embedding(
+        self, caller: Caller, api: Api, parser: RequestParser, client_request_id: str | None
+    ) -> EmbeddingRun:
+        """`start` for a parser that reads text embeddings alone."""
+        run = await self.start(caller, api, parser, client_request_id)
+        assert isinstance(run, EmbeddingRun)
+        return run
 
 
 class _Refusals:
@@ -105,6 +127,7 @@ class _Refusals:
         client_request_id: str | None,
         model_label: str,
         api: Api,
+        task_label: str,
     ) -> None:
         self._meter = meter
         self._metrics = metrics
@@ -113,6 +136,7 @@ class _Refusals:
         self._client_request_id = client_request_id
         self._model_label = model_label
         self._api = api
+        self._task_label = task_label
 
     @contextmanager
     def as_status(self, status: RunStatus, headers: dict[str, str]) -> Iterator[None]:
@@ -126,7 +150,9 @@ class _Refusals:
                 self._request_id, self._caller.account_id, self._caller.token_id,
                 self._model_label, status, client_request_id=self._client_request_id,
             )  # fmt: skip
-            self._metrics.requests.labels(self._model_label, self._api, status).inc()
+            self._metrics.requests.labels(
+                self._model_label, self._api, self._task_label, status
+            ).inc()
             raise
 
 

@@ -6,17 +6,31 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import overload
 
 import anyio
 import anyio.to_thread
 
-from gateway.inference.catalog import CatalogEntry, CatalogError, ModelCatalog
+from gateway.inference.catalog import (
+    TEXT_EMBEDDINGS,
+    TEXT_GENERATION,
+    CatalogEntry,
+    CatalogError,
+    ModelCatalog,
+)
 from gateway.inference.chat_template import (
     ChatTemplateError,
     ChatTemplateTimeout,
     InvalidChatTemplate,
+)
+from gateway.inference.embeddings import (
+    EmbeddingRequest,
+    EmbeddingTokenizer,
+    PreparedEmbedding,
+    input_too_long,
 )
 from gateway.inference.errors import (
     context_length_exceeded,
@@ -54,6 +68,10 @@ class InputBounds:
 
     max_messages: int = 2048
     max_characters: int = 262_144
+    max_embedding_inputs: int = 100
+    """Texts (or token-id lists) per embeddings request."""
+    max_embedding_tokens: int = 32_768
+    """Tokens of all of an embeddings request's inputs together."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,10 @@ class Generation:
     def max_tokens(self) -> int:
         assert self.params.max_tokens is not None
         return self.params.max_tokens
+
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.input_ids)
 
     def token_ids(self) -> TokenStream:
         return self.generator.generate(
@@ -91,12 +113,14 @@ class InferenceService:
         tokenizers: dict[str, ModelTokenizer],
         generator: TritonClient,
         bounds: InputBounds = InputBounds(),
+        embedding_tokenizers: dict[str, EmbeddingTokenizer] | None = None,
     ) -> None:
         self.catalog = catalog
         self.bounds = bounds
         self.loaded_at = int(time.time())
         """When the catalog was loaded: OpenAI's `created` of each model."""
         self._tokenizers = tokenizers
+        self._embedding_tokenizers = embedding_tokenizers or {}
         self._generator = generator
         self._tokenizing = anyio.CapacityLimiter(max(1, len(os.sched_getaffinity(0)) - 1))
         """Each long prompt keeps a core busy while it is tokenized: one core stays the loop's."""
@@ -110,8 +134,15 @@ class InferenceService:
     ) -> InferenceService:
         """Load every model's tokenizer once, at start-up, never per request."""
         catalog.check_tokenizers()
-        tokenizers = {entry.name: _load_tokenizer(entry) for entry in catalog}
-        return cls(catalog, tokenizers, generator, bounds)
+        tokenizers = {
+            entry.name: _load_tokenizer(entry) for entry in catalog if entry.task == TEXT_GENERATION
+        }
+        embedding_tokenizers = {
+            entry.name: _load_embedding_tokenizer(entry)
+            for entry in catalog
+            if entry.task == TEXT_EMBEDDINGS
+        }
+        return cls(catalog, tokenizers, generator, bounds, embedding_tokenizers)
 
     def known(self, model_name: str) -> bool:
         return self.catalog.get(model_name) is not None
@@ -123,10 +154,20 @@ class InferenceService:
             raise unknown_model(model_name)
         return entry
 
+    @overload
     async def prepare(
         self, entry: CatalogEntry, request: RunRequest, request_id: str
-    ) -> Generation:
+    ) -> Generation: ...
+    @overload
+    async def prepare(
+        self, entry: CatalogEntry, request: EmbeddingRequest, request_id: str
+    ) -> PreparedEmbedding: ...
+    async def prepare(
+        self, entry: CatalogEntry, request: RunRequest | EmbeddingRequest, request_id: str
+    ) -> Generation | PreparedEmbedding:
         """Every refusal the model's limits make, before the backend is called."""
+        if isinstance(request, EmbeddingRequest):
+            return await self._prepare_embedding(entry, request, request_id)
         tokenizer = self._tokenizers[entry.name]
         characters = self._checked_characters(request)
         prompt = await self._prompt(tokenizer, request, characters)
@@ -142,6 +183,102 @@ class InferenceService:
         elif params.max_tokens > entry.max_output_tokens:
             raise max_tokens_exceeded(params.max_tokens, entry.max_output_tokens)
         return Generation(entry, tokenizer, input_ids, params, self._generator, request_id)
+
+    async def _prepare_embedding(
+        self, entry: CatalogEntry, request: EmbeddingRequest, request_id: str
+    ) -> PreparedEmbedding:
+        tokenizer = self._embedding_tokenizers[entry.name]
+        pooling = request.pooling or entry.poolings[0]
+        if pooling not in entry.poolings:
+            served = ", ".join(repr(name) for name in entry.poolings)
+            raise invalid_input(
+                f"pooling {pooling!r} is not one of this model's: {served}", param="pooling"
+            )
+        self._check_embedding_inputs(request)
+        limit = entry.max_input_tokens
+        if request.texts is not None:
+            texts = request.texts
+            if not request.truncate:
+                for index, text in enumerate(texts):
+                    at_least = tokenizer.min_tokens(text)
+                    if at_least > limit:
+                        raise input_too_long(request.field, index, at_least, limit, at_least=True)
+            if sum(len(text) for text in texts) <= ON_LOOP_CHARS:
+                sequences = tokenizer.encode(texts)
+            else:
+                sequences = await anyio.to_thread.run_sync(
+                    tokenizer.encode, texts, limiter=self._tokenizing
+                )
+        else:
+            sequences = [
+                tokenizer.wrap(self._known_ids(ids, index, request, tokenizer, limit))
+                for index, ids in enumerate(request.token_ids or ())
+            ]
+        if request.truncate:
+            sequences = [tokenizer.truncated(ids, limit) for ids in sequences]
+        for index, ids in enumerate(sequences):
+            if len(ids) > limit:
+                raise input_too_long(request.field, index, len(ids), limit, at_least=False)
+        total = sum(len(ids) for ids in sequences)
+        if total > self.bounds.max_embedding_tokens:
+            raise invalid_input(
+                f"{total} tokens of input, over the limit of {self.bounds.max_embedding_tokens} "
+                "per request",
+                param=request.field,
+            )
+        return PreparedEmbedding(entry, sequences, pooling, self._generator, request_id)
+
+    def _check_embedding_inputs(self, request: EmbeddingRequest) -> None:
+        """The number of inputs and their characters, within the bounds, and none empty."""
+        field, bounds = request.field, self.bounds
+        inputs: Sequence[object] = (
+            request.texts if request.texts is not None else request.token_ids or ()
+        )
+        if not inputs:
+            raise invalid_input(f"'{field}' is empty: send at least one input", param=field)
+        if len(inputs) > bounds.max_embedding_inputs:
+            raise invalid_input(
+                f"{len(inputs)} inputs, over the limit of {bounds.max_embedding_inputs} per "
+                "request",
+                param=field,
+            )
+        for index, item in enumerate(inputs):
+            if len(item) == 0:  # type: ignore[arg-type]
+                kind = "string" if request.texts is not None else "list of token ids"
+                raise invalid_input(
+                    f"{field}[{index}] is an empty {kind}", param=f"{field}[{index}]"
+                )
+        characters = sum(len(text) for text in request.texts or ())
+        if characters > bounds.max_characters:
+            raise invalid_input(
+                f"{characters} characters of input, over the limit of {bounds.max_characters} "
+                "per request",
+                param=field,
+            )
+
+    @staticmethod
+    def _known_ids(
+        ids: Sequence[int],
+        index: int,
+        request: EmbeddingRequest,
+        tokenizer: EmbeddingTokenizer,
+        limit: int,
+    ) -> Sequence[int]:
+        """`ids`, checked against the vocabulary once they are within the limit (or are to be
+        cut to it)."""
+        field = request.field
+        if request.truncate:
+            ids = ids[: limit - len(tokenizer.prefix) - len(tokenizer.suffix)]
+        elif (tokens := len(ids) + len(tokenizer.prefix) + len(tokenizer.suffix)) > limit:
+            raise input_too_long(field, index, tokens, limit, at_least=False)
+        for position, token_id in enumerate(ids):
+            if not 0 <= token_id < tokenizer.vocab_size:
+                raise invalid_input(
+                    f"{field}[{index}][{position}] is {token_id}, not a token id of this model "
+                    f"(0 to {tokenizer.vocab_size - 1})",
+                    param=f"{field}[{index}]",
+                )
+        return ids
 
     def _checked_characters(self, request: RunRequest) -> int:
         """The request's characters, once it is within the bounds on messages and them."""
@@ -197,6 +334,15 @@ class InferenceService:
             if not await self._generator.model_ready(entry.triton_model, entry.triton_grpc_url):
                 return False
         return True
+
+
+def _load_embedding_tokenizer(entry: CatalogEntry) -> EmbeddingTokenizer:
+    try:
+        return EmbeddingTokenizer.from_directory(Path(entry.tokenizer_dir))
+    except Exception as error:  # the tokenizers library raises a bare Exception
+        raise CatalogError(
+            f"model '{entry.name}': cannot load its tokenizer from {entry.tokenizer_dir}: {error}"
+        ) from error
 
 
 def _load_tokenizer(entry: CatalogEntry) -> ModelTokenizer:

@@ -21,6 +21,8 @@ from gateway.usage.status import RunStatus
 class RunTracker:
     model: str
     api: Api
+    task: str
+    """The request metric's `task` label."""
     account_id: str
     prompt_tokens: int
     admission: Admission
@@ -63,7 +65,7 @@ class RunTracker:
         self.metered.finish(status)
         metrics = self.metrics
         metrics.active_streams.labels(self.model).dec()
-        metrics.requests.labels(self.model, self.api, status).inc()
+        metrics.requests.labels(self.model, self.api, self.task, status).inc()
         metrics.request_duration.labels(self.model).observe(time.perf_counter() - self.arrived_at)
         metrics.count_tokens(
             self.model, self.account_id, self.prompt_tokens, self.completion_tokens

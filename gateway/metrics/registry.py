@@ -35,8 +35,9 @@ class GatewayMetrics:
         registry = self.registry
         self.requests = Counter(
             "gateway_requests",
-            "Runs, by model, API (workers_ai, openai) and outcome (the usage record's status)",
-            ["model", "api", "status"],
+            "Runs, by model, API (workers_ai, openai), task (text_generation, text_embeddings) "
+            "and outcome (the usage record's status)",
+            ["model", "api", "task", "status"],
             registry=registry,
         )
         self.time_to_first_token = Histogram(
@@ -147,13 +148,13 @@ class GatewayMetrics:
         # process_open_fds, process_resident_memory_bytes, process_cpu_seconds_total, …
         ProcessCollector(registry=registry)
 
-    def know_models(self, models: list[str]) -> None:
+    def know_models(self, models: dict[str, str]) -> None:
         """Start every catalog model's series at zero, so that rates and ratios exist (and
-        alerts can fire) before the first error of a kind."""
-        for model in models:
+        alerts can fire) before the first error of a kind; `models`: each one's task label."""
+        for model, task in models.items():
             for api in Api:
                 for status in SERVED_STATUSES:
-                    self.requests.labels(model, api, status)
+                    self.requests.labels(model, api, task, status)
             for kind in ("unavailable", "error"):
                 self.backend_errors.labels(model, kind)
             self.active_streams.labels(model)

@@ -9,9 +9,11 @@ which the SDK raises, and the stream ends.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from gateway.inference.embeddings import EmbeddingResult, EmbeddingRun
 from gateway.inference.events import Completion, RunEnd, RunEvent, RunFailed, TextDelta, Usage
 from gateway.inference.run import Run
 from gateway.inference.sse import DONE_EVENT, KEEPALIVE_COMMENT, sse_event
@@ -40,6 +42,23 @@ def text_completion(run: Run, completion: Completion) -> schemas.Completion:
         model=run.model,
         choices=[schemas.CompletionChoice(0, completion.text, completion.finish_reason)],
         usage=completion.usage,
+    )
+
+
+def embedding_list(
+    run: EmbeddingRun, embedded: EmbeddingResult, encoding_format: str
+) -> schemas.EmbeddingList:
+    vectors = embedded.vectors
+    data: list[list[float] | str]
+    if encoding_format == "base64":
+        data = [base64.b64encode(vector.astype("<f4").tobytes()).decode() for vector in vectors]
+    else:
+        data = vectors.tolist()
+    usage = embedded.usage
+    return schemas.EmbeddingList(
+        data=[schemas.Embedding(index, vector) for index, vector in enumerate(data)],
+        model=run.model,
+        usage=schemas.EmbeddingUsage(usage.prompt_tokens, usage.total_tokens),
     )
 
 

@@ -7,11 +7,13 @@ log probabilities, tool and function calling, structured output, `logit_bias`, `
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from gateway.errors import ApiError
-from gateway.inference.catalog import TEXT_GENERATION
+from gateway.inference.catalog import TEXT_EMBEDDINGS, TEXT_GENERATION, CatalogEntry
 from gateway.inference.chat_template import ChatMessage
+from gateway.inference.embeddings import EmbeddingRequest
 from gateway.inference.errors import invalid_input
 from gateway.inference.run_request import RequestParser, RunRequest
 from gateway.openai_api import schemas
@@ -37,6 +39,41 @@ def completion_parser(body: schemas.CompletionRequest) -> RequestParser:
     return RequestParser(
         body.model, COMPLETIONS_ENDPOINT, {TEXT_GENERATION: lambda entry: completion_run(body)}
     )
+
+
+EMBEDDINGS_ENDPOINT = "embeddings"
+INPUT_SHAPES = "a string, a list of strings, a list of token ids or a list of lists of token ids"
+
+
+def embeddings_parser(body: schemas.EmbeddingRequest) -> RequestParser:
+    return RequestParser(
+        body.model,
+        EMBEDDINGS_ENDPOINT,
+        {TEXT_EMBEDDINGS: functools.partial(embeddings_request, body)},
+    )
+
+
+def embeddings_request(body: schemas.EmbeddingRequest, entry: CatalogEntry) -> EmbeddingRequest:
+    """OpenAI's four input shapes; `dimensions` only as the model's own (no shortening)."""
+    if body.dimensions is not None and body.dimensions != entry.dimensions:
+        raise unsupported(
+            "dimensions",
+            f"this model's vectors have {entry.dimensions} dimensions, and are not shortened",
+        )
+    items = body.input
+    if isinstance(items, str):
+        return EmbeddingRequest("input", texts=(items,))
+    if all(isinstance(item, str) for item in items):
+        return EmbeddingRequest("input", texts=tuple(items))
+    if all(_is_token_id(item) for item in items):
+        return EmbeddingRequest("input", token_ids=(tuple(items),))
+    if all(isinstance(item, list) and all(map(_is_token_id, item)) for item in items):
+        return EmbeddingRequest("input", token_ids=tuple(tuple(item) for item in items))
+    raise invalid_input(f"'input' must be {INPUT_SHAPES}", param="input")
+
+
+def _is_token_id(item: object) -> bool:
+    return isinstance(item, int) and not isinstance(item, bool)
 
 
 def chat_run(body: schemas.ChatCompletionRequest) -> RunRequest:

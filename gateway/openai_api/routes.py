@@ -1,4 +1,4 @@
-"""`…/ai/v1/chat/completions`, `…/ai/v1/completions`, `…/ai/v1/models`: OpenAI's API, at two
+"""`…/ai/v1/chat/completions`, `…/completions`, `…/embeddings`, `…/models`: OpenAI's API, at two
 base URLs: `/client/v4/accounts/{account_id}/ai/v1` (as Workers AI serves it) and `/v1`, where
 the token alone names the account."""
 
@@ -11,10 +11,10 @@ from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 
 from gateway.inference.api import Api
-from gateway.inference.catalog import CatalogEntry
+from gateway.inference.catalog import TEXT_EMBEDDINGS, CatalogEntry
 from gateway.inference.errors import RUN_ERRORS, unknown_model
 from gateway.inference.request_ids import CLIENT_REQUEST_ID, ClientRequestId
-from gateway.inference.responses import event_stream, whole_answer
+from gateway.inference.responses import embedding_result, event_stream, whole_answer
 from gateway.inference.run import Run
 from gateway.inference.run_service import RunService
 from gateway.inference.service import InferenceService
@@ -59,7 +59,8 @@ class OpenAIController(Controller):
         runs: RunService,
         stream_settings: StreamSettings,
     ) -> Response[schemas.ChatCompletion] | EventStream:
-        run = await runs.start(caller, Api.OPENAI, requests.chat_parser(data), client_request_id)
+        parser = requests.chat_parser(data)
+        run = await runs.start_generation(caller, Api.OPENAI, parser, client_request_id)
         return await _answer(run, data, request, stream_settings, chat=True)
 
     @post(
@@ -85,8 +86,36 @@ class OpenAIController(Controller):
         stream_settings: StreamSettings,
     ) -> Response[schemas.Completion] | EventStream:
         parser = requests.completion_parser(data)
-        run = await runs.start(caller, Api.OPENAI, parser, client_request_id)
+        run = await runs.start_generation(caller, Api.OPENAI, parser, client_request_id)
         return await _answer(run, data, request, stream_settings, chat=False)
+
+    @post(
+        "/embeddings",
+        status_code=200,
+        summary="Create embeddings",
+        description=(
+            "One unit-length vector per input (a string, a list of strings, a list of token "
+            "ids or a list of lists of token ids), as floats or (`encoding_format: base64`) "
+            "little-endian float32 bytes; `usage.prompt_tokens` counts every input's tokens."
+        ),
+        responses={
+            200: ResponseSpec(data_container=schemas.EmbeddingList, description="The vectors"),
+            **ERROR_RESPONSES,
+        },
+    )
+    async def embeddings(
+        self,
+        data: schemas.EmbeddingRequest,
+        request: Request[Any, Any, Any],
+        caller: Caller,
+        client_request_id: ClientRequestId,
+        runs: RunService,
+    ) -> Response[schemas.EmbeddingList]:
+        parser = requests.embeddings_parser(data)
+        run = await runs.start_embedding(caller, Api.OPENAI, parser, client_request_id)
+        embedded = await embedding_result(run, request)
+        body = encoder.embedding_list(run, embedded, data.encoding_format)
+        return Response(body, headers=run.headers)
 
     @get("/models", summary="List the models", responses=ERROR_RESPONSES)
     async def list_models(self, caller: Caller, inference: InferenceService) -> schemas.ModelList:
@@ -125,12 +154,15 @@ OWNER = "llm-gateway"
 
 
 def _model(entry: CatalogEntry, inference: InferenceService) -> schemas.Model:
+    embeddings = entry.task == TEXT_EMBEDDINGS
     return schemas.Model(
         id=entry.name,
         created=inference.loaded_at,
         owned_by=OWNER,
         context_length=entry.max_input_tokens,
-        max_output_tokens=entry.max_output_tokens,
+        max_output_tokens=None if embeddings else entry.max_output_tokens,
+        task=entry.task,
+        dimensions=entry.dimensions,
     )
 
 

@@ -7,7 +7,7 @@ without it; a field OpenAI does not define is refused by the decoder, as OpenAI 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -128,15 +128,49 @@ class Completion(msgspec.Struct, frozen=True):
     object: str = "text_completion"
 
 
+class EmbeddingRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    model: ModelName
+    input: str | list[Any]
+    """A string, a list of strings, a list of token ids, or a list of lists of token ids."""
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    user: Annotated[str, msgspec.Meta(max_length=512)] | None = None
+
+
+class Embedding(msgspec.Struct, frozen=True):
+    index: int
+    embedding: list[float] | str
+    """The vector, or (`encoding_format: base64`) its little-endian float32 bytes in base64."""
+    object: str = "embedding"
+
+
+class EmbeddingUsage(msgspec.Struct, frozen=True):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(msgspec.Struct, frozen=True):
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
+    object: str = "list"
+
+
 class Model(msgspec.Struct, frozen=True):
     id: str
     created: int
     owned_by: str
     context_length: int
-    """Input tokens the model accepts (an extension, as vLLM's `max_model_len`)."""
-    max_output_tokens: int
-    """Tokens it generates at most: `max_tokens` may not exceed it (an extension)."""
+    """Input tokens the model accepts (an extension, as vLLM's `max_model_len`); an embedding
+    model: per input."""
     object: str = "model"
+    max_output_tokens: int | None = None
+    """Text generation: tokens it generates at most, `max_tokens` may not exceed it (an
+    extension)."""
+    task: str = "Text Generation"
+    """The catalog's task (an extension): `Text Generation` or `Text Embeddings`."""
+    dimensions: int | None = None
+    """Text embeddings: the vectors' length (an extension)."""
 
 
 class ModelList(msgspec.Struct, frozen=True):

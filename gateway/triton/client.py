@@ -8,14 +8,21 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 
+import numpy as np
+import numpy.typing as npt
 import tritonclient.grpc.aio as triton_grpc
 from tritonclient.utils import InferenceServerException
 
 from gateway.sampling import SamplingParams
+from gateway.triton.errors import BackendError, BackendUnavailable, from_response_message
 from gateway.triton.inputs import GENERATION_OUTPUTS, build_inputs, build_stop_inputs
 from gateway.triton.token_stream import TokenStream
+from llm_contract.embeddings import ATTENTION_MASK, INPUT_IDS, POOLING_OUTPUTS
 
 logger = logging.getLogger("gateway.triton")
+
+PooledEmbeddings = dict[str, npt.NDArray[np.float32]]
+"""(rows, dimensions) vectors by pooling (`mean`, `cls`)."""
 
 CHANNEL_OPTIONS = [
     ("grpc.lb_policy_name", "round_robin"),
@@ -64,6 +71,31 @@ class TritonClient:
             return bool(await self.client(url).is_model_ready(model))
         except InferenceServerException:
             return False
+
+    async def embed(
+        self,
+        model: str,
+        input_ids: npt.NDArray[np.int32],
+        attention_mask: npt.NDArray[np.int32],
+        *,
+        request_id: str = "",
+        url: str | None = None,
+    ) -> PooledEmbeddings:
+        """One forward pass of the embedding model over a batch of one padded length: both
+        pooled vectors of every row (the model's contract, `llm_contract.embeddings`)."""
+        inputs = []
+        for name, array in ((INPUT_IDS, input_ids), (ATTENTION_MASK, attention_mask)):
+            tensor = triton_grpc.InferInput(name, list(array.shape), "INT32")
+            tensor.set_data_from_numpy(array)
+            inputs.append(tensor)
+        outputs = [triton_grpc.InferRequestedOutput(name) for name in POOLING_OUTPUTS.values()]
+        try:
+            result = await self.client(url).infer(
+                model, inputs, outputs=outputs, request_id=request_id
+            )
+        except InferenceServerException as error:
+            raise _embedding_error(error) from error
+        return {pooling: result.as_numpy(name) for pooling, name in POOLING_OUTPUTS.items()}
 
     def generate(
         self,
@@ -125,3 +157,17 @@ class TritonClient:
             async with asyncio.timeout(5):
                 async for _ in self.client(url).stream_infer(one_request()):
                     pass
+
+
+def _embedding_error(error: InferenceServerException) -> BackendError | BackendUnavailable:
+    """tritonclient's aio `infer` wraps gRPC's failures in its own exception, the status in
+    its text: an unreachable Triton is unavailable, anything else an error for this request."""
+    status = str(error.status() or "")
+    if "UNAVAILABLE" in status or "DEADLINE_EXCEEDED" in status:
+        return BackendUnavailable(f"Triton is unavailable: {error.message()}")
+    classified = from_response_message(str(error.message()))
+    return (
+        classified
+        if isinstance(classified, BackendUnavailable)
+        else BackendError(str(error.message()))
+    )

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
+from gateway.inference.embeddings import EmbeddingResult
 from gateway.inference.events import Completion, RunEnd, RunEvent, RunFailed, TextDelta
 from gateway.inference.sse import DONE_EVENT, KEEPALIVE_COMMENT, sse_event
-from gateway.workers_ai.schemas import TextGenerationResult
+from gateway.workers_ai.schemas import TextEmbeddingsResult, TextGenerationResult
 
 
 def result(completion: Completion) -> TextGenerationResult:
     return TextGenerationResult(response=completion.text, usage=completion.usage)
+
+
+def embeddings_result(embedded: EmbeddingResult) -> TextEmbeddingsResult:
+    return TextEmbeddingsResult(
+        shape=list(embedded.vectors.shape), data=embedded.vectors.tolist(), pooling=embedded.pooling
+    )
 
 
 async def sse(events: AsyncGenerator[RunEvent, None]) -> AsyncGenerator[bytes, None]:

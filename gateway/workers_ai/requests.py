@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 
-from gateway.inference.catalog import TEXT_GENERATION, CatalogEntry
+from gateway.inference.catalog import TEXT_EMBEDDINGS, TEXT_GENERATION, CatalogEntry
 from gateway.inference.chat_template import ChatMessage
+from gateway.inference.embeddings import EmbeddingRequest
 from gateway.inference.errors import invalid_input
 from gateway.inference.run_request import RequestParser, RunRequest
 from gateway.sampling import SamplingParams
-from gateway.workers_ai.schemas import RunBody, TextGenerationRequest
+from gateway.workers_ai.schemas import RunBody, TextEmbeddingsRequest, TextGenerationRequest
 
 ENDPOINT = "…/ai/run/{model}"
 
@@ -17,7 +18,20 @@ ENDPOINT = "…/ai/run/{model}"
 def run_parser(model: str, body: RunBody) -> RequestParser:
     """The reading of `body` for each task a run serves."""
     return RequestParser(
-        model, ENDPOINT, {TEXT_GENERATION: functools.partial(text_generation, body)}
+        model,
+        ENDPOINT,
+        {
+            TEXT_GENERATION: functools.partial(text_generation, body),
+            TEXT_EMBEDDINGS: functools.partial(text_embeddings, body),
+        },
+    )
+
+
+def text_embeddings(body: RunBody, entry: CatalogEntry) -> EmbeddingRequest:
+    request = body.read(TextEmbeddingsRequest)
+    texts = (request.text,) if isinstance(request.text, str) else tuple(request.text)
+    return EmbeddingRequest(
+        "text", texts=texts, pooling=request.pooling, truncate=request.truncate_inputs
     )
 
 

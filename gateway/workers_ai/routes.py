@@ -10,10 +10,11 @@ from litestar.params import Parameter
 
 from gateway.envelope import Envelope, error_responses, ok
 from gateway.inference.api import Api
-from gateway.inference.catalog import CatalogEntry
+from gateway.inference.catalog import TEXT_EMBEDDINGS, CatalogEntry
+from gateway.inference.embeddings import EmbeddingRun
 from gateway.inference.errors import RUN_ERRORS, invalid_input
 from gateway.inference.request_ids import CLIENT_REQUEST_ID, ClientRequestId
-from gateway.inference.responses import event_stream, whole_answer
+from gateway.inference.responses import embedding_result, event_stream, whole_answer
 from gateway.inference.run_service import RunService
 from gateway.inference.service import InferenceService
 from gateway.inference.streaming import EventStream, StreamSettings
@@ -25,6 +26,7 @@ from gateway.workers_ai.schemas import (
     RUN_BODY_DECODERS,
     ModelInfo,
     RunBody,
+    TextEmbeddingsResult,
     TextGenerationResult,
 )
 
@@ -40,16 +42,18 @@ class WorkersAiController(Controller):
         status_code=200,
         summary="Run a model",
         description=(
-            "With `stream: false`, the generated text and token usage. With `stream: true`, "
-            'Server-Sent Events: `data: {"response": "…"}` per text piece, a last event '
-            "with `usage`, then `data: [DONE]`; an error after streaming began arrives as an "
-            "event carrying the error envelope, and the stream ends."
+            "Text generation: with `stream: false`, the generated text and token usage. With "
+            '`stream: true`, Server-Sent Events: `data: {"response": "…"}` per text piece, a '
+            "last event with `usage`, then `data: [DONE]`; an error after streaming began "
+            "arrives as an event carrying the error envelope, and the stream ends. "
+            'Text embeddings: `{"text": "…" | ["…", …]}` → `shape`, `data` (one '
+            "unit-length vector per text) and `pooling`."
         ),
         type_decoders=RUN_BODY_DECODERS,
         dependencies=CLIENT_REQUEST_ID,
         responses={
             200: ResponseSpec(
-                data_container=Envelope[TextGenerationResult],
+                data_container=Envelope[TextGenerationResult | TextEmbeddingsResult],
                 description="The result, or (stream: true) a text/event-stream",
             ),
             **ERROR_RESPONSES,
@@ -64,9 +68,12 @@ class WorkersAiController(Controller):
         client_request_id: ClientRequestId,
         runs: RunService,
         stream_settings: StreamSettings,
-    ) -> Response[Envelope[TextGenerationResult]] | EventStream:
+    ) -> Response[Envelope[TextGenerationResult | TextEmbeddingsResult]] | EventStream:
         parser = run_parser(model.lstrip("/"), data)
         run = await runs.start(caller, Api.WORKERS_AI, parser, client_request_id)
+        if isinstance(run, EmbeddingRun):
+            embedded = await embedding_result(run, request)
+            return Response(ok(encoder.embeddings_result(embedded)), headers=run.headers)
         if not run.stream:
             completion = await whole_answer(run, request)
             return Response(ok(encoder.result(completion)), headers=run.headers)
@@ -80,10 +87,10 @@ class WorkersAiController(Controller):
         description=(
             "Paged as Cloudflare's lists are (`page`, `per_page`, `result_info`). `search` "
             "keeps the models whose name or description contains it, `task` those of that "
-            "task (`Text Generation`), both ignoring case. `hide_experimental` and "
-            "`include_deprecated` are accepted and change nothing: the catalog has no "
-            "experimental or deprecated models. Workers AI's `author`, `source` and `format` "
-            "are refused (400): the catalog does not record them."
+            "task (`Text Generation`, `Text Embeddings`), both ignoring case. "
+            "`hide_experimental` and `include_deprecated` are accepted and change nothing: "
+            "the catalog has no experimental or deprecated models. Workers AI's `author`, "
+            "`source` and `format` are refused (400): the catalog does not record them."
         ),
         responses=ERROR_RESPONSES,
         dependencies={"page_request": paging(default_per_page=20)},
@@ -120,11 +127,14 @@ class WorkersAiController(Controller):
 
 
 def _model_info(entry: CatalogEntry) -> ModelInfo:
+    embeddings = entry.task == TEXT_EMBEDDINGS
     return ModelInfo(
         name=entry.name,
         description=entry.description,
         task=entry.task,
         context_length=entry.max_input_tokens,
-        sequence_length=entry.max_output_tokens,
         precision=entry.precision,
+        sequence_length=None if embeddings else entry.max_output_tokens,
+        dimensions=entry.dimensions,
+        poolings=list(entry.poolings) if embeddings else None,
     )

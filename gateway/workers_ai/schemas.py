@@ -7,7 +7,7 @@ unknown fields are rejected so that a misspelt option is an error rather than si
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from litestar.openapi.spec import Schema
@@ -62,15 +62,39 @@ class TextGenerationResult(msgspec.Struct, frozen=True):
     usage: Usage
 
 
-class ModelInfo(msgspec.Struct, frozen=True):
+EmbeddingText = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class TextEmbeddingsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Workers AI's bge models: one text or a batch; `pooling` where the model has both;
+    `truncate_inputs` cuts a text over the model's input limit instead of refusing it."""
+
+    text: EmbeddingText | list[EmbeddingText]
+    pooling: Literal["mean", "cls"] | None = None
+    truncate_inputs: bool = False
+
+
+class TextEmbeddingsResult(msgspec.Struct, frozen=True):
+    shape: list[int]
+    """[inputs, dimensions]"""
+    data: list[list[float]]
+    """One unit-length vector per input, in the request's order."""
+    pooling: str
+
+
+class ModelInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str
     description: str
     task: str
     context_length: int
-    """Input tokens the model accepts."""
-    sequence_length: int
-    """Tokens the model generates at most (`max_tokens` may not exceed it)."""
+    """Input tokens the model accepts (an embedding model: per input)."""
     precision: str
+    sequence_length: int | None = None
+    """Text generation: tokens the model generates at most (`max_tokens` may not exceed it)."""
+    dimensions: int | None = None
+    """Text embeddings: the vectors' length."""
+    poolings: list[str] | None = None
+    """Text embeddings: the `pooling` values it takes, the default first."""
 
 
 class RunBody:
@@ -109,6 +133,6 @@ class RunBodySchema(OpenAPISchemaPlugin):
         return Schema(
             one_of=[
                 schema_creator.for_field_definition(FieldDefinition.from_annotation(body))
-                for body in (TextGenerationRequest,)
+                for body in (TextGenerationRequest, TextEmbeddingsRequest)
             ]
         )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from gateway.inference.catalog import CatalogEntry, CatalogError, ModelCatalog, load_catalog
+from llm_contract.embeddings import BGE_SMALL_EN_V1_5
 from llm_contract.engines import ENGINE_SPECS
 
 PRODUCTION_CATALOG = Path(__file__).parents[3] / "deploy" / "catalog.production.json"
@@ -31,6 +33,7 @@ def test_twin_names_and_descriptions_say_which_model_answers_for_which_engine(
     assert names.keys() == {
         "@twin/random/llama-2-7b-chat-int8",
         "@twin/smollm2-135m-instruct/llama-2-7b-chat-fp16",
+        "@twin/all-minilm-l6-v2/bge-small-en-v1.5",
     }
     assert names["@twin/random/llama-2-7b-chat-int8"].startswith(
         "a random network on the CPU, standing in for Llama-2-7b-chat, weight-only int8"
@@ -60,6 +63,42 @@ def test_production_catalog_maps_the_cf_names_to_tensorrt_llm_models(precision: 
     )
 
 
+def test_the_default_catalog_serves_the_embedding_twin_with_the_production_models_limits(
+    tmp_path: Path,
+) -> None:
+    twin = load_catalog(None, tmp_path).get("@twin/all-minilm-l6-v2/bge-small-en-v1.5")
+    production = load_catalog(PRODUCTION_CATALOG, Path("unused")).get(BGE_SMALL_EN_V1_5.name)
+    assert twin is not None
+    assert production is not None
+    assert twin.task == production.task == "Text Embeddings"
+    for limit in ("max_input_tokens", "dimensions", "poolings", "max_batch_size",
+                  "length_buckets", "triton_model"):  # fmt: skip
+        assert getattr(twin, limit) == getattr(production, limit), limit
+
+
+@pytest.mark.parametrize(
+    ("fields", "refusal"),
+    [
+        ({"task": "Image Classification"}, "task must be one of"),
+        ({"task": "Text Generation", "max_output_tokens": 0}, "needs max_output_tokens"),
+        ({"task": "Text Embeddings", "poolings": []}, "needs dimensions and poolings"),
+        ({"task": "Text Embeddings", "length_buckets": [16, 256]}, "must end at max_input"),
+    ],
+)
+def test_a_catalog_entry_missing_what_its_task_needs_is_refused(
+    tmp_path: Path, fields: dict[str, object], refusal: str
+) -> None:
+    entry = {
+        "name": "m", "triton_model": "t", "tokenizer_dir": "d", "max_input_tokens": 512,
+        "precision": "fp16", "description": "", "dimensions": 384, "poolings": ["mean"],
+        "length_buckets": [16, 512], **fields,
+    }  # fmt: skip
+    catalog_file = tmp_path / "catalog.json"
+    catalog_file.write_text(json.dumps({"models": [entry]}))
+    with pytest.raises(CatalogError, match=refusal):
+        load_catalog(catalog_file, tmp_path)
+
+
 def test_a_catalog_naming_a_model_twice_is_refused() -> None:
     entry = CatalogEntry(
         name="m", triton_model="t", tokenizer_dir="d", max_input_tokens=1,
@@ -69,7 +108,12 @@ def test_a_catalog_naming_a_model_twice_is_refused() -> None:
         ModelCatalog([entry, entry])
 
 
-PRODUCTION_NAMES = ["@cf/meta/llama-2-7b-chat-int8", "@cf/meta/llama-2-7b-chat-fp16"]
+PRODUCTION_NAMES = [
+    "@cf/meta/llama-2-7b-chat-int8",
+    "@cf/meta/llama-2-7b-chat-fp16",
+    "@cf/baai/bge-small-en-v1.5",
+]
+TEXT_MODELS = PRODUCTION_NAMES[:2]
 
 
 @pytest.mark.parametrize(
@@ -79,9 +123,9 @@ PRODUCTION_NAMES = ["@cf/meta/llama-2-7b-chat-int8", "@cf/meta/llama-2-7b-chat-f
         ("CHAT-INT8", None, PRODUCTION_NAMES[:1]),
         ("WEIGHT-ONLY", None, PRODUCTION_NAMES[:1]),
         ("half precision", None, []),
-        (None, "text generation", PRODUCTION_NAMES),
-        (None, "Text Embeddings", []),
-        ("fp16", "Text Generation", PRODUCTION_NAMES[1:]),
+        (None, "text generation", TEXT_MODELS),
+        (None, "Text Embeddings", PRODUCTION_NAMES[2:]),
+        ("fp16", "Text Generation", TEXT_MODELS[1:]),
     ],
 )
 def test_search_finds_text_in_names_and_descriptions_of_a_task_ignoring_case(
