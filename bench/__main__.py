@@ -4,6 +4,7 @@
     python -m bench --quick         # 1 and 64 streams, fewer tokens: under two minutes
     python -m bench metering        # gateway throughput with metering on vs off, same run
     python -m bench soak            # 2,000 requests of mixed endings: what they leave behind
+    python -m bench embeddings      # texts/s, gateway and Triton side by side (bench/embeddings.py)
 
 Prints a Markdown table and writes bench/results.json.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import soak, stack
+from bench import embeddings, soak, stack
 from bench.clients import StreamTiming
 from bench.load import LoadSpec, Probe, ProbeSpec, run_load
 from bench.report import GatewayUsage, Row, markdown, row
@@ -36,7 +37,8 @@ PATHS = ("triton_sse", "triton_grpc", "gateway_sse")
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("mode", nargs="?", choices=("compare", "metering", "soak"),
+    parser.add_argument("mode", nargs="?",
+                        choices=("compare", "metering", "soak", "embeddings"),
                         default="compare")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="1 and 64 streams, short runs")
     parser.add_argument("--streams", type=lambda v: [int(s) for s in v.split(",")],
@@ -65,9 +67,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="soak: idle window whose CPU is measured (default 10 s)")  # fmt: skip
     parser.add_argument("--settle", type=float, default=5.0,
                         help="soak: wait after the load before the settled figures")  # fmt: skip
+    parser.add_argument("--clients", type=lambda v: [int(s) for s in v.split(",")],
+                        help="embeddings: concurrent clients, e.g. 1,8,64")  # fmt: skip
+    parser.add_argument("--texts", type=int,
+                        help="embeddings: texts per run (default 512; --quick 64)")  # fmt: skip
     parser.add_argument("--max-seconds", type=float, default=240.0,
                         help="soak: stop sending after this long (default 240)")  # fmt: skip
     args = parser.parse_args(argv)
+    args.clients = args.clients or list(embeddings.CLIENTS)
+    args.texts = args.texts or (64 if args.quick else 512)
     if args.quick:
         args.streams = args.streams or [1, 64]
         args.tokens = args.tokens or 64
@@ -278,6 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.mode == "soak":
         return soak.main(args, SOAK_RESULTS if args.output == RESULTS else args.output)
+    if args.mode == "embeddings":
+        output = embeddings.RESULTS if args.output == RESULTS else args.output
+        return embeddings.main(args, output)
     header = markdown([]).splitlines()
     print("\n".join(header), flush=True)
     run: Callable[[argparse.Namespace], list[Row]] = (

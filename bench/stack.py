@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from build_engines.cli import main as build_engines_main
+from llm_contract.embeddings import EMBEDDING_MODEL
 from llm_contract.engines import ENGINE_SPECS
 from llm_contract.model_repository import GENERATION_COMPONENT
 from local_runtime.ports import free_port
@@ -29,6 +30,7 @@ TRITON_MODELS = [
     for c in (GENERATION_COMPONENT, "preprocessing", "postprocessing", "ensemble")
 ]
 GATEWAY_MODEL = "@twin/random/llama-2-7b-chat-int8"
+EMBEDDING_GATEWAY_MODEL = "@twin/all-minilm-l6-v2/bge-small-en-v1.5"
 
 
 def model_repository(tokens_per_second: float, max_in_flight: int) -> Path:
@@ -46,6 +48,18 @@ def model_repository(tokens_per_second: float, max_in_flight: int) -> Path:
     return output
 
 
+def embedding_repository() -> Path:
+    """The default CPU build (the embedding twin runs all-MiniLM-L6-v2's real weights: its
+    forward pass is what is measured)."""
+    output = WORK_DIR / "repository-default"
+    with building_alone():
+        if not (output / EMBEDDING_MODEL).is_dir():
+            arguments = ["--target", "cpu", "--precision", "all", "--output", str(output)]
+            with contextlib.redirect_stdout(sys.stderr):
+                assert build_engines_main(arguments) == 0
+    return output
+
+
 @contextlib.contextmanager
 def building_alone() -> Iterator[None]:
     """Holds `var/bench`'s build lock: two benchmarks started together (the test suite's
@@ -57,11 +71,11 @@ def building_alone() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def triton(repository: Path, name: str) -> Iterator[TritonServer]:
+def triton(repository: Path, name: str, models: list[str] | None = None) -> Iterator[TritonServer]:
     server = TritonServer.on_free_ports(
         repository,
         log_path=WORK_DIR / f"tritonserver-{name}.log",
-        models=TRITON_MODELS,
+        models=models or TRITON_MODELS,
     )
     with server:
         yield server
@@ -165,7 +179,9 @@ def gateway(
             admin,
         )
         # Steady state, not a cold start: the token and the account's limits are known.
-        httpx.post(ready.run_url, json={"prompt": "warm up", "max_tokens": 2},
+        warm_up = {"text": "warm up"} if model == EMBEDDING_GATEWAY_MODEL else {
+            "prompt": "warm up", "max_tokens": 2}  # fmt: skip
+        httpx.post(ready.run_url, json=warm_up,
                    headers={"Authorization": f"Bearer {ready.token}"}, timeout=60)  # fmt: skip
         yield ready
     finally:

@@ -13,9 +13,14 @@ import httpx
 import pytest
 
 from build_engines.cli import main as build_engines_main
+from llm_contract.embeddings import EMBEDDING_MODEL
 from llm_contract.engines import ENGINE_SPECS
 from local_runtime.triton_server import TritonServer
 from tests.file_lock import held
+
+SERVED_MODELS = [*(spec.generation_model for spec in ENGINE_SPECS.values()), EMBEDDING_MODEL]
+"""The Triton models a gateway's catalog of the twins calls (the generation models, not their
+text paths), all of which its readiness waits for."""
 
 RANDOM_TWINS = ("--target", "cpu", "--twin-model", "random")
 """`build-engines` arguments for the random twins: a fast synthetic backend, whose gibberish
@@ -53,11 +58,12 @@ def smollm2_model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def smollm2_triton(
     smollm2_model_repository: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TritonServer]:
-    """A Triton serving the real-model twins (their token models only)."""
+    """A Triton serving the real-model twins (their token models only) and the embedding
+    twin (all-MiniLM-L6-v2)."""
     server = TritonServer.on_free_ports(
         smollm2_model_repository,
         log_path=tmp_path_factory.mktemp("smollm2-triton-log") / "tritonserver.log",
-        models=[spec.generation_model for spec in ENGINE_SPECS.values()],
+        models=SERVED_MODELS,
     )
     with server:
         yield server
@@ -77,12 +83,10 @@ def triton(
 
 @pytest.fixture
 def own_triton(cpu_model_repository: Path, tmp_path: Path) -> Iterator[TritonServer]:
-    """A Triton of the test's own, serving only the token models, which the test may kill
-    or watch without touching the session's."""
+    """A Triton of the test's own, serving only the models a gateway calls, which the test
+    may kill or watch without touching the session's."""
     server = TritonServer.on_free_ports(
-        cpu_model_repository,
-        log_path=tmp_path / "tritonserver.log",
-        models=[spec.generation_model for spec in ENGINE_SPECS.values()],
+        cpu_model_repository, log_path=tmp_path / "tritonserver.log", models=SERVED_MODELS
     )
     with server:
         yield server
