@@ -13,6 +13,13 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from build_engines.embedding_engine import (
+    EMBEDDING_TOKENIZER_FILES,
+    EmbeddingBuildPlan,
+    check_embedding_build_environment,
+    compile_plan,
+    export_onnx,
+)
 from build_engines.embedding_repository import EmbeddingRepositoryPlan, write_embedding_model
 from build_engines.repository import RepositoryPlan, write_repository
 from build_engines.smollm2 import WeightsUnavailable
@@ -36,7 +43,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         required=True,
         help="trtllm: compile TensorRT-LLM engines (GPU); cpu: the CPU twin",
     )
-    parser.add_argument("--precision", choices=[*PRECISIONS, "all"], required=True)
+    parser.add_argument(
+        "--precision",
+        choices=[*PRECISIONS, "all", "none"],
+        required=True,
+        help="the Llama-2 engines to build; none (trtllm): only the --embedding-checkpoint one",
+    )
     parser.add_argument(
         "--output",
         type=Path,
@@ -45,6 +57,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--checkpoint", type=Path, help="Hugging Face Llama-2-7b-chat checkpoint folder (trtllm)"
+    )
+    parser.add_argument(
+        "--embedding-checkpoint",
+        type=Path,
+        help="trtllm: also build the text-embedding model (a TensorRT plan) from this Hugging "
+        "Face folder of BAAI/bge-small-en-v1.5",
     )
     parser.add_argument(
         "--work-dir",
@@ -84,7 +102,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="trtllm: print the conversion and build plan and stop",
     )
     args = parser.parse_args(argv)
-    if args.target == "trtllm" and args.checkpoint is None:
+    if args.precision == "none" and (args.target != "trtllm" or args.embedding_checkpoint is None):
+        parser.error("--precision none builds only the embedding model: --target trtllm "
+                     "--embedding-checkpoint …")  # fmt: skip
+    if args.target == "trtllm" and args.checkpoint is None and args.precision != "none":
         parser.error("--target trtllm needs --checkpoint")
     if args.gpus < 1:
         parser.error("--gpus must be at least 1")
@@ -92,6 +113,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def selected_specs(precision: str) -> list[EngineSpec]:
+    if precision == "none":
+        return []
     precisions: tuple[Precision, ...] = PRECISIONS if precision == "all" else (precision,)  # type: ignore[assignment]
     return [ENGINE_SPECS[name] for name in precisions]
 
@@ -153,16 +176,39 @@ def _build_trtllm(args: argparse.Namespace, specs: list[EngineSpec]) -> int:
         )
         for spec in specs
     ]
+    embedding_plan = None
+    if args.embedding_checkpoint is not None:
+        embedding_plan = EmbeddingBuildPlan(
+            BGE_SMALL_EN_V1_5, args.embedding_checkpoint, work_dir / "embedding"
+        )
     for plan in plans:
         print(plan.describe())
+    if embedding_plan is not None:
+        print(embedding_plan.describe())
     if args.dry_run:
         return 0
     try:
-        check_build_environment([plan.spec.precision for plan in plans])
-        tokenizer_files = checkpoint_tokenizer_files(args.checkpoint)
+        if plans:
+            check_build_environment([plan.spec.precision for plan in plans])
+            tokenizer_files = checkpoint_tokenizer_files(args.checkpoint)
+        if embedding_plan is not None:
+            check_embedding_build_environment()
+            embedding_tokenizer_files = checkpoint_tokenizer_files(
+                embedding_plan.checkpoint, EMBEDDING_TOKENIZER_FILES
+            )
     except (EngineBuildUnavailable, FileNotFoundError) as error:
         print(f"build-engines: {error}", file=sys.stderr)
         return 2
+    if embedding_plan is not None:
+        export_onnx(embedding_plan)
+        repository_plan = EmbeddingRepositoryPlan(
+            target="trtllm",
+            spec=BGE_SMALL_EN_V1_5,
+            output=args.output,
+            tokenizer_files=embedding_tokenizer_files,
+            plan_file=compile_plan(embedding_plan),
+        )
+        print(f"wrote {write_embedding_model(repository_plan)}")
     for plan in plans:
         engine_dir = build_engine(plan)
         repository = RepositoryPlan(

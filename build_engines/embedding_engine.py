@@ -127,7 +127,7 @@ def export_onnx(plan: EmbeddingBuildPlan) -> Path:
             return normalize(mean, dim=-1), normalize(states[:, 0], dim=-1)
 
     encoder = AutoModel.from_pretrained(str(plan.checkpoint), attn_implementation="eager")
-    module = PooledEncoder(encoder.eval())
+    module = PooledEncoder(encoder).eval()
     plan.work_dir.mkdir(parents=True, exist_ok=True)
     example = torch.ones((2, 8), dtype=torch.int32)
     dynamic = {0: "batch", 1: "length"}

@@ -43,7 +43,6 @@ class EmbeddingRepositoryPlan:
     tokenizer_files: tuple[Path, ...]
     twin: EmbeddingTwin | None = None
     plan_file: Path | None = None
-    gpus: int = 1
 
     @property
     def model_dir(self) -> Path:
@@ -62,7 +61,8 @@ def write_embedding_model(plan: EmbeddingRepositoryPlan) -> Path:
         backend, kind, instances = "python", "KIND_CPU", 1
         parameters = _write_twin(plan, version_dir)
     else:
-        backend, kind, instances = "tensorrt", "KIND_GPU", plan.gpus
+        # KIND_GPU's count is per GPU: one instance on each GPU Triton sees.
+        backend, kind, instances = "tensorrt", "KIND_GPU", 1
         parameters = {}
         version_dir.mkdir()
         if plan.plan_file is not None:

@@ -227,10 +227,10 @@ def _paged_kv_cache() -> object:
     return KVCacheType.PAGED
 
 
-def checkpoint_tokenizer_files(checkpoint: Path) -> tuple[Path, ...]:
-    files = tuple(
-        checkpoint / name for name in TOKENIZER_FILE_NAMES if (checkpoint / name).exists()
-    )
+def checkpoint_tokenizer_files(
+    checkpoint: Path, names: Sequence[str] = TOKENIZER_FILE_NAMES
+) -> tuple[Path, ...]:
+    files = tuple(checkpoint / name for name in names if (checkpoint / name).exists())
     if not any(path.name == "tokenizer.json" for path in files):
         raise FileNotFoundError(
             f"{checkpoint} has no tokenizer.json: the gateway and the text path need the "

@@ -77,7 +77,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         metrics=metrics,
         input_bounds=InputBounds(
-            settings.server.max_messages, settings.server.max_prompt_characters
+            settings.server.max_messages,
+            settings.server.max_prompt_characters,
+            settings.server.max_embedding_inputs,
+            settings.server.max_embedding_tokens,
         ),
     )
     limits = LimitsPlugin(

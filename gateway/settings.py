@@ -102,8 +102,13 @@ class ServerSettings(_EnvGroup):
     """Most chat messages in one run request (OpenAI's own limit); more get 400 before the
     chat template renders them."""
     max_prompt_characters: int = Field(262_144, ge=1, alias="GATEWAY_MAX_PROMPT_CHARACTERS")
-    """Most characters in one run's messages (roles and contents) or prompt; more get 400
-    before any rendering or tokenizing."""
+    """Most characters in one run's messages (roles and contents) or prompt, or in one
+    embeddings request's texts; more get 400 before any rendering or tokenizing."""
+    max_embedding_inputs: int = Field(100, ge=1, alias="GATEWAY_MAX_EMBEDDING_INPUTS")
+    """Most texts (or token-id lists) in one embeddings request (Workers AI's batch limit)."""
+    max_embedding_tokens: int = Field(32_768, ge=1, alias="GATEWAY_MAX_EMBEDDING_TOKENS")
+    """Most tokens of one embeddings request's inputs together; more get 400 before the
+    backend sees any."""
     sse_keepalive_seconds: float = Field(15.0, gt=0, alias="GATEWAY_SSE_KEEPALIVE_SECONDS")
     """A `: keep-alive` comment goes out when a stream has been silent this long (0 would
     re-arm its timer at once, forever: a busy loop per stream)."""

@@ -33,6 +33,7 @@ from gateway.settings import (
 )
 from gateway.tokens.schemas import TokenCreated
 from gateway.tokens.service import TokenService
+from llm_contract.embeddings import EMBEDDING_MODEL
 from llm_contract.engines import ENGINE_SPECS
 from llm_contract.model_repository import TWIN_DESCRIPTION_FILE
 from local_runtime.foreground import interrupt_on_sigint_and_sigterm, report_to_stderr
@@ -143,8 +144,10 @@ def ready_message(
 
 
 def _twins_to_build(repository: Path) -> bool:
-    """Whether a twin is missing, or was built before twins described what they run (and
-    held their weights in a file)."""
+    """Whether a twin is missing (the embedding twin too: a repository built before it), or
+    was built before twins described what they run (and held their weights in a file)."""
+    if not (repository / EMBEDDING_MODEL).is_dir():
+        return True
     for spec in ENGINE_SPECS.values():
         model_dir = repository / spec.generation_model
         if not model_dir.is_dir():

@@ -11,6 +11,7 @@ from tests.accounting import FP16, INT8, bearer, new_account, run, wait_for_reco
 from tests.gateway_fixtures import GatewayProcess
 
 SMOLLM2_INT8 = "@twin/smollm2-135m-instruct/llama-2-7b-chat-int8"
+MINILM = "@twin/all-minilm-l6-v2/bge-small-en-v1.5"
 WATCH_OUTPUT = """() => {
   const output = document.querySelector('[data-testid="output"]');
   window.outputSnapshots = [];
@@ -63,6 +64,35 @@ def test_the_playground_streams_an_answer_piece_by_piece(
     )
     assert re.fullmatch(r"\d+ ms", stat(page, "time-to-first-token"))
     assert float(stat(page, "tokens-per-second")) > 0
+
+
+def test_the_embeddings_mode_shows_how_similar_the_pasted_texts_are(
+    page: Page, smollm2_gateway: GatewayProcess
+) -> None:
+    _, token = new_account(smollm2_gateway)
+    open_playground(page, smollm2_gateway, token)
+    page.get_by_test_id("model").select_option(MINILM)
+    expect(page.get_by_test_id("pooling").locator("option")).to_have_text(["mean", "cls"])
+    page.get_by_test_id("texts").fill(
+        "A man is eating food.\nA man is eating a piece of bread.\n\nThe new movie is awesome."
+    )
+    page.get_by_test_id("send").click()
+
+    expect(page.get_by_test_id("stat-outcome")).to_have_text("finished", timeout=60_000)
+    shape = "3 \N{MULTIPLICATION SIGN} 384"
+    expect(page.get_by_test_id("stat-vectors")).to_have_text(f"{shape} (mean pooling)")
+    cells = page.get_by_test_id("similarity-cell")
+    expect(cells).to_have_count(9)
+    similarity = {
+        (int(str(cell.get_attribute("data-row"))), int(str(cell.get_attribute("data-column")))):
+        float(str(cell.text_content()))
+        for cell in cells.all()
+    }  # fmt: skip
+    assert [similarity[i, i] for i in range(3)] == [1.0, 1.0, 1.0]
+    assert similarity[0, 1] == similarity[1, 0] == 0.755  # all-MiniLM-L6-v2's own figure
+    assert similarity[0, 2] < 0.1
+    [record] = wait_for_records(smollm2_gateway, 1, request_id=stat(page, "request-id"))
+    assert (record["status"], record["completion_tokens"]) == ("ok", 0)
 
 
 def test_a_chat_keeps_its_system_message_and_earlier_turns(
@@ -168,6 +198,12 @@ def test_every_model_is_offered_with_its_limits(page: Page, cors_gateway: Gatewa
         page.get_by_test_id("model").select_option(model["name"])
         limits = page.get_by_test_id("model-limits")
         expect(limits).to_contain_text(f"{model['context_length']:,} tokens")
+        if model["task"] == "Text Embeddings":
+            expect(limits).to_contain_text(f"{model['dimensions']} dimensions")
+            expect(page.get_by_test_id("texts")).to_be_visible()
+            expect(page.get_by_test_id("prompt")).to_be_hidden()
+            continue
+        expect(page.get_by_test_id("prompt")).to_be_visible()
         expect(limits).to_contain_text(f"up to {model['sequence_length']:,} tokens")
         expect(page.get_by_test_id("max-tokens")).to_have_attribute(
             "max", str(model["sequence_length"])

@@ -18,6 +18,7 @@ from tests.gateway_fixtures import GatewayProcess
 pytestmark = pytest.mark.triton
 
 GREEDY = {"temperature": 0, "max_tokens": 24}
+MINILM = "@twin/all-minilm-l6-v2/bge-small-en-v1.5"
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def model_names(sdk: cloudflare.Cloudflare, account_id: str, **filters: Any) -> 
 def test_models_list_returns_every_model_once(
     sdk: cloudflare.Cloudflare, account: tuple[str, str]
 ) -> None:
-    assert sorted(model_names(sdk, account[0])) == sorted([INT8, FP16])
+    assert sorted(model_names(sdk, account[0])) == sorted([INT8, FP16, MINILM])
 
 
 def test_models_list_pages_one_model_at_a_time_and_stops(
@@ -64,8 +65,8 @@ def test_models_list_pages_one_model_at_a_time_and_stops(
     with sdk_for(smollm2_gateway, account[1], http_client=http) as sdk:
         names = model_names(sdk, account[0], per_page=1)
 
-    assert sorted(names) == sorted([INT8, FP16])
-    assert [url.params["page"] for url in asked[1:]] == ["2", "3"]
+    assert sorted(names) == sorted([INT8, FP16, MINILM])
+    assert [url.params["page"] for url in asked[1:]] == ["2", "3", "4"]
 
 
 def test_models_list_finds_a_model_by_text_in_its_name(
@@ -78,7 +79,16 @@ def test_models_list_filters_by_task_name(
     sdk: cloudflare.Cloudflare, account: tuple[str, str]
 ) -> None:
     assert len(model_names(sdk, account[0], task="text generation")) == 2
-    assert model_names(sdk, account[0], task="Text Embeddings") == []
+    assert model_names(sdk, account[0], task="Text Embeddings") == [MINILM]
+
+
+def test_run_with_texts_embeds_them(sdk: cloudflare.Cloudflare, account: tuple[str, str]) -> None:
+    result = sdk.ai.run(MINILM, account_id=account[0], text=["A man is eating food.", "x"])
+
+    assert isinstance(result, dict)
+    assert result["shape"] == [2, 384]
+    assert result["pooling"] == "mean"
+    assert [len(vector) for vector in result["data"]] == [384, 384]
 
 
 def test_run_with_a_prompt_answers(sdk: cloudflare.Cloudflare, account: tuple[str, str]) -> None:

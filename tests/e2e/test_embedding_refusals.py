@@ -109,8 +109,9 @@ def test_an_embeddings_call_to_a_text_model_and_a_chat_call_to_an_embedding_mode
             headers=bearer(account[1]),
         )
     assert embeddings.status_code == chat.status_code == 400
-    assert "is a 'Text Generation' model; embeddings serves 'Text Embeddings'" in (
-        embeddings.json()["error"]["message"]
+    assert (
+        "is a 'Text Generation' model; embeddings serves 'Text Embeddings'"
+        in (embeddings.json()["error"]["message"])
     )
     assert "is a 'Text Embeddings' model" in chat.json()["error"]["message"]
 

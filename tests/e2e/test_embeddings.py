@@ -31,11 +31,17 @@ def account(smollm2_gateway: GatewayProcess) -> tuple[str, str]:
     return new_account(smollm2_gateway)
 
 
+def sdk_at(gateway: GatewayProcess, account: tuple[str, str], base: str) -> openai.OpenAI:
+    base_url = {
+        "token": f"{gateway.base_url}/v1",
+        "account": f"{gateway.base_url}/client/v4/accounts/{account[0]}/ai/v1",
+    }[base]
+    return openai.OpenAI(base_url=base_url, api_key=account[1], max_retries=0)
+
+
 @pytest.fixture
 def sdk(smollm2_gateway: GatewayProcess, account: tuple[str, str]) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=f"{smollm2_gateway.base_url}/v1", api_key=account[1], max_retries=0
-    )
+    return sdk_at(smollm2_gateway, account, "token")
 
 
 def assert_golden(vectors: list[list[float]], pooling: str = "mean") -> None:
@@ -44,9 +50,12 @@ def assert_golden(vectors: list[list[float]], pooling: str = "mean") -> None:
         assert np.array(vector) @ np.array(text[pooling]) >= CLOSE, text["text"]
 
 
-def test_the_sdks_embeddings_match_the_models_own_library(sdk: openai.OpenAI) -> None:
-    """The SDK asks for base64 by default and decodes it."""
-    reply = sdk.embeddings.create(model=MODEL, input=TEXTS)
+@pytest.mark.parametrize("base", ["token", "account"])
+def test_the_sdks_embeddings_match_the_models_own_library(
+    smollm2_gateway: GatewayProcess, account: tuple[str, str], base: str
+) -> None:
+    """At both base URLs; the SDK asks for base64 by default and decodes it."""
+    reply = sdk_at(smollm2_gateway, account, base).embeddings.create(model=MODEL, input=TEXTS)
     assert [item.index for item in reply.data] == list(range(len(TEXTS)))
     assert_golden([item.embedding for item in reply.data])
     assert reply.usage.prompt_tokens == sum(len(text["input_ids"]) for text in GOLDEN)

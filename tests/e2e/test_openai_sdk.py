@@ -18,6 +18,7 @@ pytestmark = pytest.mark.triton
 
 INT8 = "@twin/smollm2-135m-instruct/llama-2-7b-chat-int8"
 FP16 = "@twin/smollm2-135m-instruct/llama-2-7b-chat-fp16"
+MINILM = "@twin/all-minilm-l6-v2/bge-small-en-v1.5"
 GREEDY = {"temperature": 0, "max_tokens": 48}
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
 STORY = [{"role": "user", "content": "Write a long story about a dragon who learns to bake."}]
@@ -64,7 +65,7 @@ def sdk(smollm2_gateway: GatewayProcess, account: tuple[str, str]) -> Iterator[o
 
 def test_models_list_names_every_catalog_model_with_its_limits(client: openai.OpenAI) -> None:
     models = {model.id: model for model in client.models.list()}
-    assert set(models) == {INT8, FP16}
+    assert set(models) == {INT8, FP16, MINILM}
     int8 = models[INT8]
     assert int8.object == "model"
     assert int8.owned_by
@@ -72,6 +73,14 @@ def test_models_list_names_every_catalog_model_with_its_limits(client: openai.Op
     assert int8.model_extra == {
         "context_length": limits.max_input_len,
         "max_output_tokens": limits.max_output_len,
+        "task": "Text Generation",
+        "dimensions": None,
+    }
+    assert models[MINILM].model_extra == {
+        "context_length": 512,
+        "max_output_tokens": None,
+        "task": "Text Embeddings",
+        "dimensions": 384,
     }
 
 

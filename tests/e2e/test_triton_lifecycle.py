@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from llm_contract.engines import ENGINE_SPECS
 from local_runtime.ports import free_port, port_is_free
 from local_runtime.triton_server import TritonServer
+from tests.triton_fixtures import SERVED_MODELS
 
 pytestmark = pytest.mark.triton
 STARTUP_TIMEOUT = 120.0
@@ -92,9 +92,9 @@ Launch = Callable[..., Launched]
 
 
 def copy_of_the_twins(source: Path, repository: Path) -> Path:
-    """Only the two CPU twins of `source`: all `gateway up` needs, and quick to load."""
-    for spec in ENGINE_SPECS.values():
-        name = spec.generation_model
+    """Only the CPU twins of `source` (the generation models and the embedding model): all
+    `gateway up` needs, and quick to load."""
+    for name in SERVED_MODELS:
         shutil.copytree(source / name, repository / name)
     return repository
 

@@ -204,7 +204,7 @@ def test_the_gateway_reaches_the_triton_pods_of_every_catalog_model(
     """The catalog points at each model's headless Service (gRPC): those pods admit it."""
     catalog = everything.named("ConfigMap", "-catalog")["data"]["catalog.json"]
     targets = re.findall(r"dns:///([^.]+)\.[^.]+\.svc:(\d+)", catalog)
-    assert len(targets) == len(tritons(everything)) == 2
+    assert len(targets) == len(tritons(everything)) == 3
     for service_name, port in targets:
         service = everything.named("Service", service_name)
         [triton] = [t for t in tritons(everything) if selects(service["spec"]["selector"], t)]

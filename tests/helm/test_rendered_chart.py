@@ -51,6 +51,11 @@ def tritons(manifests: Manifests) -> list[dict[str, Any]]:
     return [d for d in manifests.of_kind("Deployment") if "-triton-" in d["metadata"]["name"]]
 
 
+def text_tritons(manifests: Manifests) -> list[dict[str, Any]]:
+    """The Tritons of the Llama-2 engines (not the embedding model's)."""
+    return [d for d in tritons(manifests) if not d["metadata"]["name"].endswith("-embeddings")]
+
+
 def engine_build(manifests: Manifests) -> dict[str, Any]:
     [job] = [j for j in manifests.of_kind("Job") if "-engine-build-" in j["metadata"]["name"]]
     return job
@@ -215,7 +220,7 @@ def test_triton_is_ready_while_its_text_models_answer_and_live_until_a_stub_dies
     """Both probes run the probe the repository writer puts in the BLS model's folder."""
     written = tmp_path / "model_repository"
     assert build_engines_main([*RANDOM_TWINS, "--precision", "all", "--output", str(written)]) == 0
-    for triton in tritons(everything):
+    for triton in text_tritons(everything):
         precision = triton["metadata"]["name"].rsplit("-", 1)[1]
         prefix = f"llama2_7b_chat_{precision}_"
         server = container(triton, "triton")
@@ -238,7 +243,7 @@ def test_triton_exposes_its_metrics_port(everything: Manifests) -> None:
 
 
 def test_each_triton_loads_only_its_own_precisions_models(everything: Manifests) -> None:
-    for triton in tritons(everything):
+    for triton in text_tritons(everything):
         precision = triton["metadata"]["name"].rsplit("-", 1)[1]
         args = container(triton, "triton")["args"]
         assert "--model-control-mode=explicit" in args
@@ -254,11 +259,31 @@ def test_the_engine_build_runs_build_engines_for_every_enabled_precision_on_a_gp
     build = container(job, "build")
     script = build["command"][-1]
     runs = re.findall(r"build_engines\.cli --target trtllm --precision (\w+)", script)
-    assert sorted(runs) == ["fp16", "int8"]
+    assert sorted(runs) == ["fp16", "int8", "none"]
     assert "--output /models" in script
     assert "--serve-root /models" in script
     assert build["resources"]["requests"]["nvidia.com/gpu"] == 1
     assert pod(job)["restartPolicy"] == "Never"
+
+
+def test_the_embedding_model_is_built_from_its_checkpoint_and_served_by_its_own_triton(
+    everything: Manifests, defaults: Manifests
+) -> None:
+    job = engine_build(everything)
+    script = container(job, "build")["command"][-1]
+    assert re.search(
+        r"--precision none \\\s+--embedding-checkpoint \"/embedding-checkpoint/bge-small-en-v1\.5\"",
+        script,
+    )
+    claims = {v["name"]: v for v in pod(job)["volumes"]}
+    assert claims["embedding-checkpoint"]["persistentVolumeClaim"]["claimName"] == (
+        "bge-small-en-v1.5-checkpoint"
+    )
+    [triton] = [t for t in tritons(everything) if t["metadata"]["name"].endswith("-embeddings")]
+    assert "--load-model=bge_small_en_v1_5" in container(triton, "triton")["args"]
+    assert triton["spec"]["replicas"] == 2
+    assert not any(t["metadata"]["name"].endswith("-embeddings") for t in tritons(defaults))
+    assert "embedding-checkpoint" not in {v["name"] for v in pod(engine_build(defaults))["volumes"]}
 
 
 def test_each_of_a_triton_pods_gpus_gets_an_engine_instance(render: Render) -> None:

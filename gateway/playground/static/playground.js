@@ -94,9 +94,26 @@ async function loadModels() {
   showLimits();
 }
 
+const EMBEDDINGS = "Text Embeddings";
+
+function embeddingModel() {
+  return state.models.get($("model").value)?.task === EMBEDDINGS;
+}
+
 function showLimits() {
   const model = state.models.get($("model").value);
   if (!model) return;
+  const embeddings = model.task === EMBEDDINGS;
+  $("generation-fields").hidden = embeddings;
+  $("embedding-fields").hidden = !embeddings;
+  $("clear-chat").hidden = embeddings || !chatMode();
+  if (embeddings) {
+    $("model-limits").textContent =
+      `Up to ${numbers.format(model.context_length)} tokens per text · ` +
+      `${numbers.format(model.dimensions)} dimensions`;
+    $("pooling").replaceChildren(...model.poolings.map((name) => new Option(name, name)));
+    return;
+  }
   $("model-limits").textContent =
     `Context ${numbers.format(model.context_length)} tokens · ` +
     `answers up to ${numbers.format(model.sequence_length)} tokens`;
@@ -106,8 +123,6 @@ function showLimits() {
     maxTokens.value = String(model.sequence_length);
   }
 }
-
-// --- a run -----------------------------------------------------------------------------
 
 function chatMode() {
   return document.querySelector('input[name="mode"]:checked').value === "chat";
@@ -169,7 +184,88 @@ async function* serverSentEvents(body) {
   }
 }
 
+// --- embeddings ------------------------------------------------------------------------
+
+/** The texts' vectors, then their cosine similarities as a table. Each vector has unit
+ * length, so a dot product is the cosine. */
+async function sendEmbeddings() {
+  const texts = $("texts").value.split("\n").map((line) => line.trim()).filter(Boolean);
+  if (!texts.length || state.run) return;
+  setToken($("token").value);
+  const run = { controller: new AbortController(), started: performance.now(), requestId: null };
+  state.run = run;
+  showError("");
+  $("output").textContent = "";
+  $("stats").replaceChildren();
+  $("similarity").hidden = true;
+  $("send").disabled = true;
+  let outcome = "finished";
+  let result = null;
+  try {
+    const response = await callApi(accountPath(`ai/run/${$("model").value}`), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ text: texts, pooling: $("pooling").value }),
+      signal: run.controller.signal,
+    });
+    run.requestId = response.headers.get("x-request-id");
+    if (!response.ok) throw new Error(await describeFailure(response));
+    result = (await response.json()).result;
+    drawSimilarity(texts, result.data);
+  } catch (error) {
+    outcome = "failed";
+    showError(error.message);
+  } finally {
+    state.run = null;
+    $("send").disabled = false;
+  }
+  const entries = [["Outcome", outcome, "outcome"]];
+  entries.push(["Time", `${Math.round(performance.now() - run.started)} ms`, "time"]);
+  if (result) entries.push(["Vectors", `${result.shape[0]} × ${result.shape[1]} (${result.pooling} pooling)`, "vectors"]);
+  if (run.requestId) entries.push(["Request id", run.requestId, "request-id"]);
+  showEntries(entries);
+  setTimeout(refreshUsage, 1000);
+}
+
+function drawSimilarity(texts, vectors) {
+  const dot = (a, b) => a.reduce((sum, value, index) => sum + value * b[index], 0);
+  const header = document.createElement("tr");
+  header.append(document.createElement("th"));
+  texts.forEach((_, index) => {
+    const cell = document.createElement("th");
+    cell.scope = "col";
+    cell.textContent = String(index + 1);
+    header.append(cell);
+  });
+  const rows = vectors.map((vector, row) => {
+    const line = document.createElement("tr");
+    const label = document.createElement("th");
+    label.scope = "row";
+    label.textContent = `${row + 1}. ${texts[row]}`;
+    label.title = texts[row];
+    line.append(label);
+    vectors.forEach((other, column) => {
+      const similarity = dot(vector, other);
+      const cell = document.createElement("td");
+      cell.textContent = similarity.toFixed(3);
+      cell.dataset.testid = "similarity-cell";
+      cell.dataset.row = String(row);
+      cell.dataset.column = String(column);
+      cell.style.setProperty("--similarity", String(Math.max(0, similarity)));
+      line.append(cell);
+    });
+    return line;
+  });
+  $("similarity").tHead.replaceChildren(header);
+  $("similarity").tBodies[0].replaceChildren(...rows);
+  $("similarity").hidden = false;
+}
+
+// --- a run (text generation) -----------------------------------------------------------
+
 async function send() {
+  if (embeddingModel()) return sendEmbeddings();
+  $("similarity").hidden = true;
   const userText = $("prompt").value;
   if (!userText.trim() || state.run) return;
   setToken($("token").value);
@@ -259,6 +355,10 @@ function showStats(run, outcome) {
     entries.push(["Completion tokens billed", String(run.billed), "usage"]);
   }
   if (run.requestId) entries.push(["Request id", run.requestId, "request-id"]);
+  showEntries(entries);
+}
+
+function showEntries(entries) {
   $("stats").replaceChildren(
     ...entries.flatMap(([label, value, key]) => {
       const term = document.createElement("dt");
@@ -389,7 +489,7 @@ async function refreshUsage() {
 function showMode() {
   const chat = chatMode();
   $("system-field").hidden = !chat;
-  $("clear-chat").hidden = !chat;
+  $("clear-chat").hidden = !chat || embeddingModel();
   $("prompt-label").textContent = chat ? "Your message" : "Prompt";
   renderTranscript();
 }
@@ -409,9 +509,11 @@ function init() {
     radio.addEventListener("change", showMode);
   }
   $("send").addEventListener("click", send);
-  $("prompt").addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) send();
-  });
+  for (const input of [$("prompt"), $("texts")]) {
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) send();
+    });
+  }
   $("stop").addEventListener("click", () => state.run?.controller.abort());
   $("clear-chat").addEventListener("click", () => {
     state.history = [];

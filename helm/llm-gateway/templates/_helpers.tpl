@@ -112,6 +112,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- range $precision, $model := .Values.models }}{{ if $model.enabled }}{{ $precision }} {{ end }}{{ end -}}
 {{- end -}}
 
+{{/* What the engine build Job builds, each with its marker: the enabled precisions, and
+     `embeddings` when the embedding model is enabled. */}}
+{{- define "llm-gateway.builtModels" -}}
+{{- include "llm-gateway.enabledPrecisions" . }}{{ if .Values.embeddings.enabled }}embeddings {{ end -}}
+{{- end -}}
+
 {{/* GATEWAY_ALLOWED_HOSTS: the Host names the admin API and the playground answer: the
      gateway Service's names, loopback, the Ingress's and HTTPRoute's hosts, and
      gateway.allowedHosts. */}}

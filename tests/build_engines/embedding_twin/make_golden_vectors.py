@@ -25,7 +25,8 @@ from transformers import AutoModel, AutoTokenizer  # type: ignore[import-not-fou
 HERE = Path(__file__).parent
 LONG_TEXT = " ".join(
     f"Paragraph {n}: the gateway meters every token it sends, refuses what it cannot serve, "
-    "and keeps tenants apart." for n in range(1, 20)
+    "and keeps tenants apart."
+    for n in range(1, 20)
 )
 TEXTS = [
     "A man is eating food.",

@@ -130,7 +130,9 @@ async def test_a_body_the_api_refuses_is_recorded_as_rejected_and_counted_by_api
     assert (refused.status_code, refused.param) == (400, "n")
     assert refused.headers["x-request-id"]
     assert await runs.statuses() == ["rejected"]
-    counted = runs.metrics.requests.labels(INT8, "openai", "rejected")._value.get()
+    counted = runs.metrics.requests.labels(
+        INT8, "openai", "text_generation", "rejected"
+    )._value.get()
     assert counted == 1
 
 
