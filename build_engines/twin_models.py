@@ -98,7 +98,7 @@ def load_embedding_twin(name: TwinModelName) -> EmbeddingTwin:
     one."""
     from build_engines import minilm
 
-    folder = minilm.model_folder()
+    folder = minilm.model_folder(weights=name == "smollm2")
     tokenizer_files = (folder / "tokenizer.json", folder / "tokenizer_config.json")
     if name == "smollm2":
         weights = minilm.read_weights(folder)

@@ -35,6 +35,28 @@ def test_the_benchmark_measures_all_three_paths_without_errors(tmp_path: Path) -
     assert "| gateway_sse | 2 |" in done.stdout
 
 
+def test_the_embeddings_benchmark_measures_the_gateway_and_triton_side_by_side(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "embeddings.json"
+    arguments = ["embeddings", "--quick", "--clients", "2", "--texts", "4", "--output"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *arguments, str(output)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(output.read_text())
+    rows = results["rows"]
+    assert {(row["path"], row["text_tokens"]) for row in rows} == {
+        (path, tokens) for path in ("gateway", "triton_grpc") for tokens in (16, 128)
+    }
+    assert all(row["errors"] == 0 and row["texts_per_s"] > 0 for row in rows)
+    assert results["forward_pass"]["gflops"] > 0
+    assert "of this process's float32 matmul rate" in done.stdout
+
+
 def test_the_noisy_neighbour_benchmark_measures_both_phases_against_refused_attacks() -> None:
     """Whether the targets are met is the benchmark's verdict on a quiet machine, not a test's:
     here only that it runs and reports (exit 0 or 1)."""

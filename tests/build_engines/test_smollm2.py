@@ -11,18 +11,19 @@ import pytest
 
 from build_engines import smollm2
 from build_engines.cli import main as build_engines_main
+from build_engines.pinned_wheel import WeightsUnavailable, sha256_of
 from tests.smollm2_tokenizer import smollm2_reader
 
 
 def test_the_installed_file_is_the_pinned_one() -> None:
     path = smollm2.gguf_path()
     assert path.name == smollm2.GGUF_NAME
-    assert smollm2.sha256_of(path) == smollm2.GGUF_SHA256
+    assert sha256_of(path) == smollm2.GGUF_SHA256
 
 
 def test_a_missing_wheel_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(smollm2.WeightsUnavailable, match="uv sync --extra twin"):
+    with pytest.raises(WeightsUnavailable, match="uv sync --extra twin"):
         smollm2.gguf_path()
 
 
@@ -32,7 +33,7 @@ def test_a_corrupt_file_is_refused_saying_how_to_reinstall_it(
     (tmp_path / smollm2.GGUF_NAME).write_bytes(b"GGUF" + b"\0" * 64)
     spec = SimpleNamespace(submodule_search_locations=[str(tmp_path)])
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
-    with pytest.raises(smollm2.WeightsUnavailable, match=r"is corrupt .*--reinstall-package"):
+    with pytest.raises(WeightsUnavailable, match=r"is corrupt .*--reinstall-package"):
         smollm2.gguf_path()
 
 

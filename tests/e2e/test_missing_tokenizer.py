@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from build_engines import minilm
 from build_engines.tokenizer_asset import ASSET_DIR
+from llm_contract.embeddings import EMBEDDING_MODEL
 from llm_contract.engines import ENGINE_SPECS
 from local_runtime.ports import free_port
 
@@ -26,6 +28,9 @@ def repository_without_the_fp16_tokenizer(tmp_path: Path) -> Path:
     repository = tmp_path / "model_repository"
     for spec in ENGINE_SPECS.values():
         shutil.copytree(ASSET_DIR, repository / spec.generation_model / "tokenizer")
+    embedding_tokenizer = repository / EMBEDDING_MODEL / "tokenizer"
+    embedding_tokenizer.mkdir(parents=True)
+    shutil.copy2(minilm.model_folder(weights=False) / "tokenizer.json", embedding_tokenizer)
     shutil.rmtree(repository / ENGINE_SPECS["fp16"].generation_model / "tokenizer")
     return repository
 

@@ -271,10 +271,8 @@ def test_the_embedding_model_is_built_from_its_checkpoint_and_served_by_its_own_
 ) -> None:
     job = engine_build(everything)
     script = container(job, "build")["command"][-1]
-    assert re.search(
-        r"--precision none \\\s+--embedding-checkpoint \"/embedding-checkpoint/bge-small-en-v1\.5\"",
-        script,
-    )
+    checkpoint = re.escape('"/embedding-checkpoint/bge-small-en-v1.5"')
+    assert re.search(rf"--precision none \\\s+--embedding-checkpoint {checkpoint}", script)
     claims = {v["name"]: v for v in pod(job)["volumes"]}
     assert claims["embedding-checkpoint"]["persistentVolumeClaim"]["claimName"] == (
         "bge-small-en-v1.5-checkpoint"
