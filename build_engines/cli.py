@@ -128,39 +128,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _write_cpu_repositories(args: argparse.Namespace, specs: list[EngineSpec]) -> int:
-    """Convert the twin model once, then write each engine's twin in its precision."""
-    with tempfile.TemporaryDirectory(prefix="twin-model-") as scratch:
-        try:
-            twin = load_twin_model(args.twin_model, Path(scratch))
-        except WeightsUnavailable as error:
-            print(f"build-engines: {error}", file=sys.stderr)
-            return 2
-        for spec in specs:
-            plan = RepositoryPlan(
-                target="cpu",
-                spec=spec,
-                output=args.output,
-                tokenizer_files=twin.tokenizer_files,
-                max_batch_size=args.max_batch_size or 256,
-                decode_tokens_per_second=args.decode_tokens_per_second,
-                serve_root=args.serve_root,
-                twin=twin,
-            )
-            for model_dir in write_repository(plan):
-                print(f"wrote {model_dir}")
-        try:
-            embedding_twin = load_embedding_twin(args.twin_model)
-        except WeightsUnavailable as error:
-            print(f"build-engines: {error}", file=sys.stderr)
-            return 2
-        embedding_plan = EmbeddingRepositoryPlan(
-            target="cpu",
-            spec=BGE_SMALL_EN_V1_5,
-            output=args.output,
-            tokenizer_files=embedding_twin.tokenizer_files,
-            twin=embedding_twin,
-        )
-        print(f"wrote {write_embedding_model(embedding_plan)}")
+    """Convert the twin model once, write each engine's twin in its precision, then the
+    embedding twin."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="twin-model-") as scratch:
+            if specs:
+                twin = load_twin_model(args.twin_model, Path(scratch))
+            for spec in specs:
+                plan = RepositoryPlan(
+                    target="cpu",
+                    spec=spec,
+                    output=args.output,
+                    tokenizer_files=twin.tokenizer_files,
+                    max_batch_size=args.max_batch_size or 256,
+                    decode_tokens_per_second=args.decode_tokens_per_second,
+                    serve_root=args.serve_root,
+                    twin=twin,
+                )
+                for model_dir in write_repository(plan):
+                    print(f"wrote {model_dir}")
+        embedding_twin = load_embedding_twin(args.twin_model)
+    except WeightsUnavailable as error:
+        print(f"build-engines: {error}", file=sys.stderr)
+        return 2
+    embedding_plan = EmbeddingRepositoryPlan(
+        target="cpu",
+        spec=BGE_SMALL_EN_V1_5,
+        output=args.output,
+        tokenizer_files=embedding_twin.tokenizer_files,
+        twin=embedding_twin,
+    )
+    print(f"wrote {write_embedding_model(embedding_plan)}")
     return 0
 
 

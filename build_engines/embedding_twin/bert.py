@@ -93,7 +93,9 @@ def random_bert_weights(shape: BertShape, seed: int) -> BertWeights:
     random = np.random.default_rng(seed)
 
     def draw(*dims: int) -> FloatArray:
-        return (random.standard_normal(dims) * 0.05).astype(np.float32)
+        drawn: FloatArray = random.standard_normal(dims, dtype=np.float32)
+        drawn *= np.float32(0.05)
+        return drawn
 
     hidden, inner = shape.hidden_size, shape.intermediate_size
     ones = np.ones(hidden, np.float32)

@@ -18,8 +18,6 @@ import numpy as np
 import numpy.typing as npt
 from tokenizers import Tokenizer
 
-from gateway.error_codes import ErrorCode
-from gateway.errors import ApiError
 from gateway.inference.catalog import CatalogEntry
 from gateway.inference.errors import backend_api_error
 from gateway.inference.events import Usage
@@ -97,17 +95,6 @@ def _special_tokens_around(tokenizer: Tokenizer) -> tuple[tuple[int, ...], tuple
     return (), ()
 
 
-def input_too_long(field: str, index: int, tokens: int, limit: int, *, at_least: bool) -> ApiError:
-    least = "at least " if at_least else ""
-    return ApiError(
-        400,
-        ErrorCode.CONTEXT_WINDOW_EXCEEDED,
-        f"{field}[{index}] is {least}{tokens} tokens, over the model's limit of {limit} tokens "
-        "per input",
-        param=f"{field}[{index}]",
-    )
-
-
 @dataclass(frozen=True)
 class PreparedEmbedding:
     """A request the backend can serve: token ids within the model's limits, and how to
@@ -130,7 +117,7 @@ class PreparedEmbedding:
         entry = self.entry
         assert entry.dimensions is not None
         vectors = np.empty((len(self.sequences), entry.dimensions), np.float32)
-        batches = _batches(self.sequences, entry.length_buckets, entry.max_batch_size)
+        sent = batches(self.sequences, entry.length_buckets, entry.max_batch_size)
 
         async def run(number: int, rows: list[int], length: int) -> None:
             input_ids, mask = _padded([self.sequences[row] for row in rows], length)
@@ -141,12 +128,12 @@ class PreparedEmbedding:
             vectors[rows] = pooled[self.pooling]
 
         async with asyncio.TaskGroup() as group:
-            for number, (rows, length) in enumerate(batches):
+            for number, (rows, length) in enumerate(sent):
                 group.create_task(run(number, rows, length))
         return vectors
 
 
-def _batches(
+def batches(
     sequences: list[list[int]], buckets: tuple[int, ...], max_batch_size: int
 ) -> list[tuple[list[int], int]]:
     """Row indices grouped by padded length, at most `max_batch_size` rows each."""

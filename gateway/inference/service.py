@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import overload
@@ -26,12 +25,15 @@ from gateway.inference.chat_template import (
     ChatTemplateTimeout,
     InvalidChatTemplate,
 )
-from gateway.inference.embeddings import (
-    EmbeddingRequest,
-    EmbeddingTokenizer,
-    PreparedEmbedding,
-    input_too_long,
+from gateway.inference.embedding_inputs import (
+    EmbeddingBounds,
+    check_inputs,
+    check_text_lengths,
+    checked_sequences,
+    pooling_of,
+    token_id_sequences,
 )
+from gateway.inference.embeddings import EmbeddingRequest, EmbeddingTokenizer, PreparedEmbedding
 from gateway.inference.errors import (
     context_length_exceeded,
     invalid_input,
@@ -72,6 +74,12 @@ class InputBounds:
     """Texts (or token-id lists) per embeddings request."""
     max_embedding_tokens: int = 32_768
     """Tokens of all of an embeddings request's inputs together."""
+
+    @property
+    def embeddings(self) -> EmbeddingBounds:
+        return EmbeddingBounds(
+            self.max_embedding_inputs, self.max_embedding_tokens, self.max_characters
+        )
 
 
 @dataclass(frozen=True)
@@ -188,97 +196,22 @@ class InferenceService:
         self, entry: CatalogEntry, request: EmbeddingRequest, request_id: str
     ) -> PreparedEmbedding:
         tokenizer = self._embedding_tokenizers[entry.name]
-        pooling = request.pooling or entry.poolings[0]
-        if pooling not in entry.poolings:
-            served = ", ".join(repr(name) for name in entry.poolings)
-            raise invalid_input(
-                f"pooling {pooling!r} is not one of this model's: {served}", param="pooling"
-            )
-        self._check_embedding_inputs(request)
+        pooling = pooling_of(request, entry)
+        bounds = self.bounds.embeddings
+        check_inputs(request, bounds)
         limit = entry.max_input_tokens
-        if request.texts is not None:
-            texts = request.texts
-            if not request.truncate:
-                for index, text in enumerate(texts):
-                    at_least = tokenizer.min_tokens(text)
-                    if at_least > limit:
-                        raise input_too_long(request.field, index, at_least, limit, at_least=True)
-            if sum(len(text) for text in texts) <= ON_LOOP_CHARS:
-                sequences = tokenizer.encode(texts)
+        if request.texts is None:
+            sequences = token_id_sequences(request, tokenizer, limit)
+        else:
+            check_text_lengths(request, tokenizer, limit)
+            if sum(len(text) for text in request.texts) <= ON_LOOP_CHARS:
+                sequences = tokenizer.encode(request.texts)
             else:
                 sequences = await anyio.to_thread.run_sync(
-                    tokenizer.encode, texts, limiter=self._tokenizing
+                    tokenizer.encode, request.texts, limiter=self._tokenizing
                 )
-        else:
-            sequences = [
-                tokenizer.wrap(self._known_ids(ids, index, request, tokenizer, limit))
-                for index, ids in enumerate(request.token_ids or ())
-            ]
-        if request.truncate:
-            sequences = [tokenizer.truncated(ids, limit) for ids in sequences]
-        for index, ids in enumerate(sequences):
-            if len(ids) > limit:
-                raise input_too_long(request.field, index, len(ids), limit, at_least=False)
-        total = sum(len(ids) for ids in sequences)
-        if total > self.bounds.max_embedding_tokens:
-            raise invalid_input(
-                f"{total} tokens of input, over the limit of {self.bounds.max_embedding_tokens} "
-                "per request",
-                param=request.field,
-            )
+        sequences = checked_sequences(request, sequences, tokenizer, limit, bounds)
         return PreparedEmbedding(entry, sequences, pooling, self._generator, request_id)
-
-    def _check_embedding_inputs(self, request: EmbeddingRequest) -> None:
-        """The number of inputs and their characters, within the bounds, and none empty."""
-        field, bounds = request.field, self.bounds
-        inputs: Sequence[object] = (
-            request.texts if request.texts is not None else request.token_ids or ()
-        )
-        if not inputs:
-            raise invalid_input(f"'{field}' is empty: send at least one input", param=field)
-        if len(inputs) > bounds.max_embedding_inputs:
-            raise invalid_input(
-                f"{len(inputs)} inputs, over the limit of {bounds.max_embedding_inputs} per "
-                "request",
-                param=field,
-            )
-        for index, item in enumerate(inputs):
-            if len(item) == 0:  # type: ignore[arg-type]
-                kind = "string" if request.texts is not None else "list of token ids"
-                raise invalid_input(
-                    f"{field}[{index}] is an empty {kind}", param=f"{field}[{index}]"
-                )
-        characters = sum(len(text) for text in request.texts or ())
-        if characters > bounds.max_characters:
-            raise invalid_input(
-                f"{characters} characters of input, over the limit of {bounds.max_characters} "
-                "per request",
-                param=field,
-            )
-
-    @staticmethod
-    def _known_ids(
-        ids: Sequence[int],
-        index: int,
-        request: EmbeddingRequest,
-        tokenizer: EmbeddingTokenizer,
-        limit: int,
-    ) -> Sequence[int]:
-        """`ids`, checked against the vocabulary once they are within the limit (or are to be
-        cut to it)."""
-        field = request.field
-        if request.truncate:
-            ids = ids[: limit - len(tokenizer.prefix) - len(tokenizer.suffix)]
-        elif (tokens := len(ids) + len(tokenizer.prefix) + len(tokenizer.suffix)) > limit:
-            raise input_too_long(field, index, tokens, limit, at_least=False)
-        for position, token_id in enumerate(ids):
-            if not 0 <= token_id < tokenizer.vocab_size:
-                raise invalid_input(
-                    f"{field}[{index}][{position}] is {token_id}, not a token id of this model "
-                    f"(0 to {tokenizer.vocab_size - 1})",
-                    param=f"{field}[{index}]",
-                )
-        return ids
 
     def _checked_characters(self, request: RunRequest) -> int:
         """The request's characters, once it is within the bounds on messages and them."""
