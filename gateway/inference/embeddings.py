@@ -1,5 +1,6 @@
-"""Text embeddings, the pipeline's second task: what a request asks for, the checks that
-bound its work before any of it, and the run that gets its vectors from the backend.
+"""Text embeddings, the pipeline's second task: what a request asks for, the model's
+tokenizer, and the run that gets its vectors from the backend (the checks on its inputs:
+`embedding_inputs`).
 
 The gateway tokenizes (so limits and bills count exact tokens, as for text generation),
 sorts the sequences into the model's padded lengths and sends each length's rows as
@@ -127,9 +128,13 @@ class PreparedEmbedding:
             )  # fmt: skip
             vectors[rows] = pooled[self.pooling]
 
-        async with asyncio.TaskGroup() as group:
-            for number, (rows, length) in enumerate(sent):
-                group.create_task(run(number, rows, length))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for number, (rows, length) in enumerate(sent):
+                    group.create_task(run(number, rows, length))
+        except BaseExceptionGroup as failed:
+            # The first batch's failure is the request's (the others were cancelled).
+            raise failed.exceptions[0] from None
         return vectors
 
 
