@@ -71,6 +71,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="embeddings: concurrent clients, e.g. 1,8,64")  # fmt: skip
     parser.add_argument("--texts", type=int,
                         help="embeddings: texts per run (default 512; --quick 64)")  # fmt: skip
+    parser.add_argument("--repository", type=Path,
+                        help="embeddings: a CPU repository holding the embedding twin "
+                        "(default: build one in var/bench)")  # fmt: skip
     parser.add_argument("--max-seconds", type=float, default=240.0,
                         help="soak: stop sending after this long (default 240)")  # fmt: skip
     args = parser.parse_args(argv)

@@ -4,6 +4,7 @@ forward pass against the machine's float32 matmul rate.
 
     python -m bench embeddings           # 1, 8, 64 clients; 16- and 128-token texts
     python -m bench embeddings --quick   # fewer requests, one small forward pass: a smoke run
+    python -m bench embeddings --repository model_repository   # a repository built already
 
 Prints a Markdown table and writes bench/embeddings.json.
 """
@@ -197,7 +198,7 @@ def embedding_catalog(repository: Path) -> bytes:
 
 
 async def compare(args: argparse.Namespace) -> list[EmbeddingRow]:
-    repository = stack.embedding_repository()
+    repository = args.repository or stack.embedding_repository()
     tokenizer = EmbeddingTokenizer.from_directory(repository / EMBEDDING_MODEL / "tokenizer")
     rows = []
     with contextlib.ExitStack() as servers:
@@ -232,7 +233,7 @@ def main(args: argparse.Namespace, output: Path) -> int:
     single = min((r for r in rows if r.path == "gateway" and r.text_tokens == TEXT_TOKENS[0]),
                  key=lambda r: r.clients)  # fmt: skip
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "the default")
-    forward = forward_pass(batch=8, repeats=1) if args.quick else forward_pass()
+    forward = forward_pass(batch=4, tokens=64, repeats=1) if args.quick else forward_pass()
     summary = (
         f"- short texts ({single.text_tokens} tokens) through the gateway, {single.clients} "
         f"client(s): p50 {single.p50_ms} ms\n"

@@ -36,10 +36,12 @@ def test_the_benchmark_measures_all_three_paths_without_errors(tmp_path: Path) -
 
 
 def test_the_embeddings_benchmark_measures_the_gateway_and_triton_side_by_side(
-    tmp_path: Path,
+    tmp_path: Path, smollm2_model_repository: Path
 ) -> None:
+    """On the suite's default repository (its embedding twin runs the real weights)."""
     output = tmp_path / "embeddings.json"
-    arguments = ["embeddings", "--quick", "--clients", "2", "--texts", "4", "--output"]
+    arguments = ["embeddings", "--quick", "--clients", "2", "--texts", "2",
+                 "--repository", str(smollm2_model_repository), "--output"]  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "bench", *arguments, str(output)],
         capture_output=True,
