@@ -30,7 +30,7 @@ from build_engines.trtllm_engine import (
     check_build_environment,
     checkpoint_tokenizer_files,
 )
-from build_engines.twin_models import TWIN_MODELS, load_embedding_twin, load_twin_model
+from build_engines.twin_models import TWIN_MODELS, embedding_twin, load_twin_model
 from llm_contract.embeddings import BGE_SMALL_EN_V1_5
 from llm_contract.engines import ENGINE_SPECS, PRECISIONS, EngineSpec, Precision
 
@@ -93,8 +93,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--twin-model",
         choices=TWIN_MODELS,
         default="smollm2",
-        help="cpu: the model the twins run: SmolLM2-135M-Instruct (real answers), or a tiny "
-        "random network (a fast synthetic backend for tests); default: %(default)s",
+        help="cpu: the model the twins run: SmolLM2-135M-Instruct (real answers, and the "
+        "embedding twin beside them), or a tiny random network (a fast synthetic text backend "
+        "for tests, no embedding twin); default: %(default)s",
     )
     parser.add_argument(
         "--dry-run",
@@ -128,8 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _write_cpu_repositories(args: argparse.Namespace, specs: list[EngineSpec]) -> int:
-    """Convert the twin model once, write each engine's twin in its precision, then the
-    embedding twin."""
+    """Convert the twin model once, write each engine's twin in its precision, then (with
+    the real model) the embedding twin."""
     try:
         with tempfile.TemporaryDirectory(prefix="twin-model-") as scratch:
             if specs:
@@ -147,7 +148,9 @@ def _write_cpu_repositories(args: argparse.Namespace, specs: list[EngineSpec]) -
                 )
                 for model_dir in write_repository(plan):
                     print(f"wrote {model_dir}")
-        embedding_twin = load_embedding_twin(args.twin_model)
+        if args.twin_model == "random":
+            return 0
+        embedding = embedding_twin()
     except WeightsUnavailable as error:
         print(f"build-engines: {error}", file=sys.stderr)
         return 2
@@ -155,8 +158,8 @@ def _write_cpu_repositories(args: argparse.Namespace, specs: list[EngineSpec]) -
         target="cpu",
         spec=BGE_SMALL_EN_V1_5,
         output=args.output,
-        tokenizer_files=embedding_twin.tokenizer_files,
-        twin=embedding_twin,
+        tokenizer_files=embedding.tokenizer_files,
+        twin=embedding,
     )
     print(f"wrote {write_embedding_model(embedding_plan)}")
     return 0

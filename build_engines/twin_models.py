@@ -9,7 +9,6 @@ precision (`cpu_twin.weights`).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,7 +16,6 @@ from typing import Literal
 from build_engines import smollm2
 from build_engines.cpu_twin.network import LlamaShape, LlamaWeights, random_weights
 from build_engines.embedding_repository import EmbeddingTwin
-from build_engines.embedding_twin.bert import random_bert_weights
 from build_engines.tokenizer_asset import TOKENIZER_CONFIG_PATH, TOKENIZER_PATH
 from llm_contract.model_repository import DEFAULT_TWIN
 
@@ -92,21 +90,12 @@ def random_twin(network: RandomNetwork = RandomNetwork()) -> TwinModel:
     )
 
 
-def load_embedding_twin(name: TwinModelName) -> EmbeddingTwin:
-    """The embedding twin beside the text twins: all-MiniLM-L6-v2 with the real model, a
-    one-layer encoder of random weights (its tokenizer, its 384 dimensions) with the random
-    one."""
+def embedding_twin() -> EmbeddingTwin:
+    """The embedding twin the real build writes beside the text twins: all-MiniLM-L6-v2.
+    (The random build has none: a vector of random weights tests nothing the real one does
+    not, and every Triton a test starts would load it.)"""
     from build_engines import minilm
 
-    folder = minilm.model_folder(weights=name == "smollm2")
+    folder = minilm.model_folder()
     tokenizer_files = (folder / "tokenizer.json", folder / "tokenizer_config.json")
-    if name == "smollm2":
-        weights = minilm.read_weights(folder)
-        return EmbeddingTwin(minilm.NAME, minilm.TITLE, weights, tokenizer_files)
-    shape = dataclasses.replace(minilm.MINILM_SHAPE, num_hidden_layers=1, intermediate_size=384)
-    return EmbeddingTwin(
-        name="random",
-        title="a one-layer BERT encoder with random weights (its vectors mean nothing)",
-        weights=random_bert_weights(shape, seed=20240229),
-        tokenizer_files=tokenizer_files,
-    )
+    return EmbeddingTwin(minilm.NAME, minilm.TITLE, minilm.read_weights(folder), tokenizer_files)

@@ -9,6 +9,7 @@ with status 1.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -35,7 +36,7 @@ from gateway.tokens.schemas import TokenCreated
 from gateway.tokens.service import TokenService
 from llm_contract.embeddings import EMBEDDING_MODEL
 from llm_contract.engines import ENGINE_SPECS
-from llm_contract.model_repository import TWIN_DESCRIPTION_FILE
+from llm_contract.model_repository import DEFAULT_TWIN, TWIN_DESCRIPTION_FILE
 from local_runtime.foreground import interrupt_on_sigint_and_sigterm, report_to_stderr
 from local_runtime.ports import port_is_free
 from local_runtime.triton_server import (
@@ -88,8 +89,9 @@ def _up(host: str | None, port: int | None) -> int:
                 held,
             )
             return 1
-    if _twins_to_build(repository) and build_engines_main(
-        ["--target", "cpu", "--precision", "all", "--output", str(repository)]
+    precision = _twins_to_build(repository)
+    if precision is not None and build_engines_main(
+        ["--target", "cpu", "--precision", precision, "--output", str(repository)]
     ):
         return 1
     load_catalog(settings.triton.catalog_file, repository).check_tokenizers()
@@ -143,19 +145,30 @@ def ready_message(
     )
 
 
-def _twins_to_build(repository: Path) -> bool:
-    """Whether a twin is missing (the embedding twin too: a repository built before it), or
-    was built before twins described what they run (and held their weights in a file)."""
-    if not (repository / EMBEDDING_MODEL).is_dir():
-        return True
+def _twins_to_build(repository: Path) -> str | None:
+    """The `build-engines --precision` that completes the repository: `all` when a text twin
+    is missing, or was built before twins described what they run (and held their weights in
+    a file); `none` when only the embedding twin is missing from a default build (one made
+    before the embedding model existed); None when nothing is."""
     for spec in ENGINE_SPECS.values():
         model_dir = repository / spec.generation_model
         if not model_dir.is_dir():
-            return True
+            return "all"
         built_before = (model_dir / "config.pbtxt").is_file()
         if built_before and not (model_dir / TWIN_DESCRIPTION_FILE).is_file():
-            return True
-    return False
+            return "all"
+    if (repository / EMBEDDING_MODEL).is_dir() or not _runs_the_default_model(repository):
+        return None
+    return "none"
+
+
+def _runs_the_default_model(repository: Path) -> bool:
+    """Whether the text twins run the default model (a random build has no embedding twin)."""
+    description = repository / ENGINE_SPECS["int8"].generation_model / TWIN_DESCRIPTION_FILE
+    try:
+        return bool(json.loads(description.read_text())["model"] == DEFAULT_TWIN.model)
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
 
 
 def _triton_server(settings: TritonSettings) -> TritonServer:

@@ -18,9 +18,11 @@ from llm_contract.engines import ENGINE_SPECS
 from local_runtime.triton_server import TritonServer
 from tests.file_lock import held
 
-SERVED_MODELS = [*(spec.generation_model for spec in ENGINE_SPECS.values()), EMBEDDING_MODEL]
-"""The Triton models a gateway's catalog of the twins calls (the generation models, not their
-text paths), all of which its readiness waits for."""
+GENERATION_MODELS = [spec.generation_model for spec in ENGINE_SPECS.values()]
+SERVED_MODELS = [*GENERATION_MODELS, EMBEDDING_MODEL]
+"""The Triton models a gateway's catalog of the default build's twins calls (the generation
+models, not their text paths, and the embedding twin), all of which its readiness waits for;
+the random build has no embedding twin."""
 
 RANDOM_TWINS = ("--target", "cpu", "--twin-model", "random")
 """`build-engines` arguments for the random twins: a fast synthetic backend, whose gibberish
@@ -83,10 +85,10 @@ def triton(
 
 @pytest.fixture
 def own_triton(cpu_model_repository: Path, tmp_path: Path) -> Iterator[TritonServer]:
-    """A Triton of the test's own, serving only the models a gateway calls, which the test
-    may kill or watch without touching the session's."""
+    """A Triton of the test's own, serving only the token models, which the test may kill
+    or watch without touching the session's."""
     server = TritonServer.on_free_ports(
-        cpu_model_repository, log_path=tmp_path / "tritonserver.log", models=SERVED_MODELS
+        cpu_model_repository, log_path=tmp_path / "tritonserver.log", models=GENERATION_MODELS
     )
     with server:
         yield server

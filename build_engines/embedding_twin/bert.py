@@ -87,39 +87,6 @@ def _check(arrays: dict[str, FloatArray], shape: BertShape) -> None:
             raise ValueError(f"weights: {name} is {found}, the network needs {dims}")
 
 
-def random_bert_weights(shape: BertShape, seed: int) -> BertWeights:
-    """Weights of the right shapes, drawn once from `seed`, norms at one: vectors that mean
-    nothing, for tests of everything around the model."""
-    random = np.random.default_rng(seed)
-
-    def draw(*dims: int) -> FloatArray:
-        drawn: FloatArray = random.standard_normal(dims, dtype=np.float32)
-        drawn *= np.float32(0.05)
-        return drawn
-
-    hidden, inner = shape.hidden_size, shape.intermediate_size
-    ones = np.ones(hidden, np.float32)
-    arrays = {
-        "word": draw(shape.vocab_size, hidden),
-        "position": draw(shape.max_position_embeddings, hidden),
-        "token_type": draw(hidden),
-        "embedding_norm": ones,
-        "embedding_norm_bias": draw(hidden),
-    }
-    for index in range(shape.num_hidden_layers):
-        prefix = f"layers.{index}."
-        arrays |= {
-            prefix + "qkv": draw(hidden, 3 * hidden), prefix + "qkv_bias": draw(3 * hidden),
-            prefix + "attention_out": draw(hidden, hidden),
-            prefix + "attention_out_bias": draw(hidden),
-            prefix + "attention_norm": ones, prefix + "attention_norm_bias": draw(hidden),
-            prefix + "up": draw(hidden, inner), prefix + "up_bias": draw(inner),
-            prefix + "down": draw(inner, hidden), prefix + "down_bias": draw(hidden),
-            prefix + "output_norm": ones, prefix + "output_norm_bias": draw(hidden),
-        }  # fmt: skip
-    return BertWeights(arrays, shape)
-
-
 @dataclass(frozen=True)
 class PooledVectors:
     mean: FloatArray

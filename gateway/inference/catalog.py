@@ -138,7 +138,8 @@ def _matches(entry: CatalogEntry, text: str | None, task: str | None) -> bool:
 def twin_catalog(model_repository: Path) -> ModelCatalog:
     """The embedded default: the CPU twins of both engines in the local model repository,
     named after the model they run and the engine they stand in for, with the engine's limits:
-    `@twin/smollm2-135m-instruct/llama-2-7b-chat-int8`."""
+    `@twin/smollm2-135m-instruct/llama-2-7b-chat-int8`; and the embedding twin, where the
+    repository holds one (the random build has none)."""
     entries = []
     for spec in ENGINE_SPECS.values():
         model_dir = model_repository / spec.generation_model
@@ -156,7 +157,8 @@ def twin_catalog(model_repository: Path) -> ModelCatalog:
                 "the engine's limits and TensorRT-LLM's tensor interface",
             )
         )
-    entries.append(_embedding_twin_entry(model_repository))
+    if (model_repository / EMBEDDING_MODEL).is_dir():
+        entries.append(_embedding_twin_entry(model_repository))
     return ModelCatalog(entries, twin_repository=model_repository)
 
 

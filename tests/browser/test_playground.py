@@ -72,6 +72,10 @@ def test_the_embeddings_mode_shows_how_similar_the_pasted_texts_are(
     _, token = new_account(smollm2_gateway)
     open_playground(page, smollm2_gateway, token)
     page.get_by_test_id("model").select_option(MINILM)
+    expect(page.get_by_test_id("model-limits")).to_have_text(
+        "Up to 512 tokens per text \N{MIDDLE DOT} 384 dimensions"
+    )
+    expect(page.get_by_test_id("prompt")).to_be_hidden()
     expect(page.get_by_test_id("pooling").locator("option")).to_have_text(["mean", "cls"])
     page.get_by_test_id("texts").fill(
         "A man is eating food.\nA man is eating a piece of bread.\n\nThe new movie is awesome."
@@ -198,12 +202,6 @@ def test_every_model_is_offered_with_its_limits(page: Page, cors_gateway: Gatewa
         page.get_by_test_id("model").select_option(model["name"])
         limits = page.get_by_test_id("model-limits")
         expect(limits).to_contain_text(f"{model['context_length']:,} tokens")
-        if model["task"] == "Text Embeddings":
-            expect(limits).to_contain_text(f"{model['dimensions']} dimensions")
-            expect(page.get_by_test_id("texts")).to_be_visible()
-            expect(page.get_by_test_id("prompt")).to_be_hidden()
-            continue
-        expect(page.get_by_test_id("prompt")).to_be_visible()
         expect(limits).to_contain_text(f"up to {model['sequence_length']:,} tokens")
         expect(page.get_by_test_id("max-tokens")).to_have_attribute(
             "max", str(model["sequence_length"])

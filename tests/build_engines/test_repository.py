@@ -13,7 +13,6 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from build_engines.cli import main as build_engines_main
-from llm_contract.embeddings import EMBEDDING_MODEL
 from llm_contract.engines import ENGINE_SPECS, PRECISIONS
 from llm_contract.model_repository import GENERATION_COMPONENT, TEXT_PATH_COMPONENTS
 from tests.triton_fixtures import RANDOM_TWINS
@@ -149,9 +148,8 @@ def test_rewriting_a_repository_replaces_it_cleanly(tmp_path: Path) -> None:
             build_engines_main([*RANDOM_TWINS, "--precision", "int8", "--output", str(output)]) == 0
         )
     assert sorted(path.name for path in output.iterdir()) == sorted(
-        [*(ENGINE_SPECS["int8"].triton_model(component) for component in COMPONENTS),
-         EMBEDDING_MODEL]
-    )  # fmt: skip
+        ENGINE_SPECS["int8"].triton_model(component) for component in COMPONENTS
+    )
 
 
 def test_generated_entry_point_puts_pythonpath_first_for_the_isolated_stub(

@@ -1,21 +1,31 @@
 """Every refusal of an embeddings request, on both APIs: a 4xx that names the input at fault,
-before anything reaches Triton, recorded like any refused run; and the limits that apply to
-embeddings as to text generation."""
+before anything reaches Triton, recorded like any refused run; the limits that apply to
+embeddings as to text generation; and a backend that is down."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import httpx
 import pytest
 
 from gateway.error_codes import ErrorCode
-from tests.accounting import INT8, bearer, gateway_metric, new_account, run, wait_for_records
-from tests.gateway_fixtures import GatewayProcess
+from local_runtime.ports import free_port
+from tests.accounting import bearer, gateway_metric, new_account, run, wait_for_records
+from tests.gateway_fixtures import GatewayFactory, GatewayProcess
 
 pytestmark = pytest.mark.triton
 
-MODEL = "@twin/random/bge-small-en-v1.5"
+MODEL = "@twin/all-minilm-l6-v2/bge-small-en-v1.5"
+SMOLLM2 = "@twin/smollm2-135m-instruct/llama-2-7b-chat-int8"
 LONG = "word " * 600
 """600 tokens and [CLS]/[SEP]: over the model's 512 per input."""
+
+
+@pytest.fixture(scope="module")
+def gateway(smollm2_gateway: GatewayProcess) -> GatewayProcess:
+    """The embedded default's gateway: its embedding twin runs the real weights."""
+    return smollm2_gateway
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +111,7 @@ def test_an_embeddings_call_to_a_text_model_and_a_chat_call_to_an_embedding_mode
 ) -> None:
     with gateway.client() as client:
         embeddings = client.post(
-            "/v1/embeddings", json={"model": INT8, "input": "a"}, headers=bearer(account[1])
+            "/v1/embeddings", json={"model": SMOLLM2, "input": "a"}, headers=bearer(account[1])
         )
         chat = client.post(
             "/v1/chat/completions",
@@ -135,8 +145,26 @@ def test_a_refused_embeddings_request_is_recorded_and_counted_under_its_task(
     )
 
 
-def test_the_tokens_per_minute_limit_counts_embedding_tokens(gateway: GatewayProcess) -> None:
+def test_the_tokens_per_minute_limit_counts_embedding_tokens(
+    gateway: GatewayProcess,
+) -> None:
     account = new_account(gateway, tokens_per_minute=40)
     assert run(gateway, account, {"text": "word " * 30}, MODEL).status_code == 200
     refused = run(gateway, account, {"text": "word " * 30}, MODEL)
     assert refused.status_code == 429, refused.text
+
+
+def test_an_embeddings_request_to_a_backend_that_is_down_is_a_503_billed_nothing(
+    gateway_factory: GatewayFactory, smollm2_model_repository: Path
+) -> None:
+    """No Triton listens at the gateway's address: every batch of the request fails."""
+    gateway = gateway_factory(
+        TRITON_GRPC_URL=f"127.0.0.1:{free_port()}",
+        GATEWAY_MODEL_REPOSITORY=str(smollm2_model_repository),
+    )
+    account_id, token = new_account(gateway)
+    refused = run(gateway, (account_id, token), {"text": ["a", "word " * 20]}, MODEL)
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["errors"][0]["code"] == ErrorCode.BACKEND_UNAVAILABLE
+    (record,) = wait_for_records(gateway, 1, account_id=account_id)
+    assert record["status"] == "backend_error"

@@ -92,10 +92,11 @@ Launch = Callable[..., Launched]
 
 
 def copy_of_the_twins(source: Path, repository: Path) -> Path:
-    """Only the CPU twins of `source` (the generation models and the embedding model): all
-    `gateway up` needs, and quick to load."""
+    """Only the CPU twins of `source` (the generation models, and the embedding twin of the
+    default build): all `gateway up` needs, and quick to load."""
     for name in SERVED_MODELS:
-        shutil.copytree(source / name, repository / name)
+        if (source / name).is_dir():
+            shutil.copytree(source / name, repository / name)
     return repository
 
 

@@ -19,7 +19,6 @@ from tests.e2e.test_openai_sdk import sdk_for
 from tests.gateway_fixtures import GatewayFactory, GatewayProcess
 
 pytestmark = pytest.mark.triton
-EMBEDDING = "@twin/random/bge-small-en-v1.5"
 LONG = {"prompt": "Once upon a time", "max_tokens": 1500, "seed": 4}
 """Seed 4 samples 1,189 tokens before the end token: still streaming when Triton dies."""
 
@@ -115,10 +114,6 @@ def test_the_gateway_serves_and_reports_unready_while_the_backend_is_down(
     assert refused.status_code == 503
     assert time.monotonic() - started < 5
     assert refused.json()["errors"][0]["code"] == 3045
-    embeddings = run(gateway, account, {"text": ["hi", "word " * 20]}, EMBEDDING)
-    assert (embeddings.status_code, embeddings.json()["errors"][0]["code"]) == (503, 3045)
-    records = wait_for_records(gateway, 2, account_id=account[0])
-    assert [record["status"] for record in records] == ["backend_error"] * 2
     assert httpx.get(f"{gateway.base_url}/healthz", timeout=5).status_code == 200
     assert wait_for_readiness(gateway, 503, timeout=10)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.inference.catalog import CatalogEntry, CatalogError, ModelCatalog, load_catalog
-from llm_contract.embeddings import BGE_SMALL_EN_V1_5
+from llm_contract.embeddings import BGE_SMALL_EN_V1_5, EMBEDDING_MODEL
 from llm_contract.engines import ENGINE_SPECS
 
 PRODUCTION_CATALOG = Path(__file__).parents[3] / "deploy" / "catalog.production.json"
@@ -33,7 +33,6 @@ def test_twin_names_and_descriptions_say_which_model_answers_for_which_engine(
     assert names.keys() == {
         "@twin/random/llama-2-7b-chat-int8",
         "@twin/smollm2-135m-instruct/llama-2-7b-chat-fp16",
-        "@twin/all-minilm-l6-v2/bge-small-en-v1.5",
     }
     assert names["@twin/random/llama-2-7b-chat-int8"].startswith(
         "a random network on the CPU, standing in for Llama-2-7b-chat, weight-only int8"
@@ -66,6 +65,7 @@ def test_production_catalog_maps_the_cf_names_to_tensorrt_llm_models(precision: 
 def test_the_default_catalog_serves_the_embedding_twin_with_the_production_models_limits(
     tmp_path: Path,
 ) -> None:
+    (tmp_path / EMBEDDING_MODEL).mkdir()
     twin = load_catalog(None, tmp_path).get("@twin/all-minilm-l6-v2/bge-small-en-v1.5")
     production = load_catalog(PRODUCTION_CATALOG, Path("unused")).get(BGE_SMALL_EN_V1_5.name)
     assert twin is not None
@@ -74,6 +74,13 @@ def test_the_default_catalog_serves_the_embedding_twin_with_the_production_model
     for limit in ("max_input_tokens", "dimensions", "poolings", "max_batch_size",
                   "length_buckets", "triton_model"):  # fmt: skip
         assert getattr(twin, limit) == getattr(production, limit), limit
+
+
+def test_a_repository_without_an_embedding_twin_serves_its_text_twins_alone(
+    tmp_path: Path,
+) -> None:
+    """The random build has none."""
+    assert [entry.task for entry in load_catalog(None, tmp_path)] == ["Text Generation"] * 2
 
 
 @pytest.mark.parametrize(
