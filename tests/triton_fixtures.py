@@ -75,9 +75,12 @@ def smollm2_triton(
 def triton(
     cpu_model_repository: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TritonServer]:
+    """The session's Triton: the generation models the gateways call. (The text path's
+    Python models take seconds to start and stop; its tests start their own.)"""
     server = TritonServer.on_free_ports(
         cpu_model_repository,
         log_path=tmp_path_factory.mktemp("triton-log") / "tritonserver.log",
+        models=GENERATION_MODELS,
     )
     with server:
         yield server

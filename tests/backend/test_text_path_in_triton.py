@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from llm_contract.engines import ENGINE_SPECS
+from llm_contract.model_repository import GENERATION_COMPONENT, TEXT_PATH_COMPONENTS
 from local_runtime.triton_server import TritonServer
 
 pytestmark = pytest.mark.triton
 SPEC = ENGINE_SPECS["int8"]
+
+
+@pytest.fixture(scope="module")
+def triton(
+    cpu_model_repository: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TritonServer]:
+    """A Triton of the module's own with int8's whole text path: the session's serves the
+    models the gateway calls, and starts and stops without the text path's Python stubs."""
+    models = [SPEC.triton_model(c) for c in (GENERATION_COMPONENT, *TEXT_PATH_COMPONENTS)]
+    server = TritonServer.on_free_ports(
+        cpu_model_repository,
+        log_path=tmp_path_factory.mktemp("text-path-triton") / "tritonserver.log",
+        models=models,
+    )
+    with server:
+        yield server
 
 
 def generate_stream(
