@@ -74,7 +74,8 @@ REGISTRY: tuple[ErrorKind, ...] = (
         400,
         ErrorCode.CONTEXT_WINDOW_EXCEEDED,
         "prompt over the model's context length (says by how much; see below for prompts "
-        "refused by their length)",
+        "refused by their length); an embeddings input over the model's tokens per input "
+        "(names its index: `text[1]`, `input[1]`)",
         openai_code="context_length_exceeded",
     ),
     ErrorKind(
