@@ -24,15 +24,16 @@ from pathlib import Path
 import httpx
 import msgspec
 import numpy as np
-import tritonclient.grpc.aio as triton_grpc
 
 from bench import stack
 from bench.report import percentile
 from build_engines import minilm
 from build_engines.embedding_twin.bert import BertEncoder
 from gateway.inference.catalog import TEXT_EMBEDDINGS, CatalogFile, twin_catalog
-from gateway.inference.embeddings import EmbeddingTokenizer
-from llm_contract.embeddings import BGE_SMALL_EN_V1_5, EMBEDDING_MODEL, MEAN_EMBEDDING
+from gateway.inference.embeddings import EmbeddingTokenizer, padded_batch
+from gateway.triton.client import TritonClient
+from gateway.triton.errors import BackendError, BackendUnavailable
+from llm_contract.embeddings import BGE_SMALL_EN_V1_5, EMBEDDING_MODEL
 
 RESULTS = Path(__file__).parent / "embeddings.json"
 WORDS = ("apple", "river", "green", "house", "music", "paper", "stone", "light")
@@ -107,28 +108,19 @@ def gateway_sender(
 
 
 def triton_sender(
-    client: triton_grpc.InferenceServerClient, tokenizer: EmbeddingTokenizer, tokens: int
+    client: TritonClient, tokenizer: EmbeddingTokenizer, tokens: int
 ) -> Callable[[int], Awaitable[bool]]:
-    """What the gateway sends for one text, sent straight to Triton (tokenized beforehand)."""
+    """What the gateway sends for one text, sent straight to Triton with the gateway's own
+    client (tokenized and padded beforehand)."""
     padded = BGE_SMALL_EN_V1_5.bucket(tokens)
-    requests = []
-    for offset in range(len(WORDS)):
-        (ids,) = tokenizer.encode([text_of(tokens, offset)])
-        input_ids = np.zeros((1, padded), np.int32)
-        input_ids[0, : len(ids)] = ids
-        requests.append((input_ids, (input_ids > 0).astype(np.int32)))
+    texts = [text_of(tokens, offset) for offset in range(len(WORDS))]
+    batches = [padded_batch([ids], padded) for ids in tokenizer.encode(texts)]
 
     async def send(number: int) -> bool:
-        input_ids, mask = requests[number % len(requests)]
-        inputs = []
-        for name, array in (("input_ids", input_ids), ("attention_mask", mask)):
-            tensor = triton_grpc.InferInput(name, list(array.shape), "INT32")
-            tensor.set_data_from_numpy(array)
-            inputs.append(tensor)
-        outputs = [triton_grpc.InferRequestedOutput(MEAN_EMBEDDING)]
+        input_ids, mask = batches[number % len(batches)]
         try:
-            await client.infer(EMBEDDING_MODEL, inputs, outputs=outputs)
-        except Exception:  # counted as an error, as the gateway path counts a non-200
+            await client.embed(EMBEDDING_MODEL, input_ids, mask)
+        except (BackendError, BackendUnavailable):  # an error, as the gateway's non-200
             return False
         return True
 
@@ -211,7 +203,7 @@ async def compare(args: argparse.Namespace) -> list[EmbeddingRow]:
         )  # fmt: skip
         limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
         async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-            direct = triton_grpc.InferenceServerClient(triton.grpc_url)
+            direct = TritonClient(triton.grpc_url)
             try:
                 for tokens in TEXT_TOKENS:
                     for clients in args.clients:

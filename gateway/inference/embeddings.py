@@ -121,7 +121,7 @@ class PreparedEmbedding:
         sent = batches(self.sequences, entry.length_buckets, entry.max_batch_size)
 
         async def run(number: int, rows: list[int], length: int) -> None:
-            input_ids, mask = _padded([self.sequences[row] for row in rows], length)
+            input_ids, mask = padded_batch([self.sequences[row] for row in rows], length)
             pooled = await self.generator.embed(
                 entry.triton_model, input_ids, mask,
                 request_id=f"{self.request_id}-{number}", url=entry.triton_grpc_url,
@@ -153,9 +153,10 @@ def batches(
     ]
 
 
-def _padded(
+def padded_batch(
     sequences: list[list[int]], length: int
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+    """The model's two inputs for sequences padded to `length`."""
     input_ids = np.zeros((len(sequences), length), np.int32)
     mask = np.zeros_like(input_ids)
     for row, sequence in enumerate(sequences):
@@ -188,10 +189,7 @@ class EmbeddingRun:
         self._prepared = prepared
         self._tracker = tracker
         self.headers = headers
-        self.request_id = prepared.request_id
         self.model = prepared.entry.name
-        self.pooling = prepared.pooling
-        self.prompt_tokens = prepared.prompt_tokens
 
     async def result(self, client_gone: Callable[[], Awaitable[None]]) -> EmbeddingResult:
         """The vectors; a client that leaves first cancels the backend calls, and its
@@ -216,5 +214,6 @@ class EmbeddingRun:
                 await self._tracker.finish(status)
         if status is not RunStatus.OK:
             raise EmbeddingGone
-        usage = Usage(self.prompt_tokens, 0, self.prompt_tokens)
-        return EmbeddingResult(vectors, self.pooling, usage)
+        prepared = self._prepared
+        usage = Usage(prepared.prompt_tokens, 0, prepared.prompt_tokens)
+        return EmbeddingResult(vectors, prepared.pooling, usage)

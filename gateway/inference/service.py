@@ -152,9 +152,6 @@ class InferenceService:
         }
         return cls(catalog, tokenizers, generator, bounds, embedding_tokenizers)
 
-    def known(self, model_name: str) -> bool:
-        return self.catalog.get(model_name) is not None
-
     def entry(self, model_name: str) -> CatalogEntry:
         """The catalog's model of that name, or the 404 that refuses it."""
         entry = self.catalog.get(model_name)
