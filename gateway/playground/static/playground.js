@@ -196,6 +196,7 @@ async function sendEmbeddings() {
   state.run = run;
   showError("");
   $("output").textContent = "";
+  $("output").hidden = true;
   $("stats").replaceChildren();
   $("similarity").hidden = true;
   $("send").disabled = true;
@@ -266,6 +267,7 @@ function drawSimilarity(texts, vectors) {
 async function send() {
   if (embeddingModel()) return sendEmbeddings();
   $("similarity").hidden = true;
+  $("output").hidden = false;
   const userText = $("prompt").value;
   if (!userText.trim() || state.run) return;
   setToken($("token").value);
